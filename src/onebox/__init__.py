@@ -1,0 +1,3 @@
+"""onebox: a cloud on one computer."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Subnets, addresses and names: pure rules, no engine calls."""
