@@ -77,6 +77,11 @@ class Engine:
         except docker.errors.NotFound:
             return None
 
+    def endpoint(self, ipv4_address: str, aliases: list[str] | None = None) -> Any:
+        """An endpoint config that pins a container's address on a network."""
+        return self.client.api.create_endpoint_config(ipv4_address=ipv4_address,
+                                                      aliases=aliases)
+
     # -- images ---------------------------------------------------------------------
 
     def image(self, ref: str) -> Image | None:
@@ -116,5 +121,7 @@ def remove_quietly(obj: Any) -> None:
     except docker.errors.NotFound:
         return
     except docker.errors.APIError as exc:
-        raise OperationFailed(f"Could not remove '{getattr(obj, 'name', obj)}': {exc.explanation}",
-                              "remove it by hand with `docker rm -f` / `docker network rm`") from exc
+        name = getattr(obj, "name", obj)
+        raise OperationFailed(f"Could not remove '{name}': {exc.explanation}",
+                              "remove it by hand with `docker rm -f` or `docker network rm`"
+                              ) from exc

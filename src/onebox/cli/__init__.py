@@ -1,0 +1,1 @@
+"""The `onebox` command: a thin front end over the domain packages."""

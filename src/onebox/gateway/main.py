@@ -1,0 +1,83 @@
+"""Entry point of the gateway container: `onebox-gateway run` serves the lab's data
+planes, `onebox-gateway health` is Docker's health check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import dns.message
+import dns.query
+import dns.rcode
+
+from onebox.dns.server import DnsServer
+from onebox.dns.zone import Zone
+from onebox.engine import connect
+from onebox.gateway import settings as gateway_settings
+from onebox.gateway.watcher import MachineView, Watcher
+
+log = logging.getLogger(__name__)
+
+
+def build_zone(settings: gateway_settings.Settings, views: list[MachineView],
+               serial: int) -> Zone:
+    hosts = {view.name: view.ip for view in views}
+    extra = {}
+    for view in views:
+        for url in view.urls:
+            relative = url.lower().rstrip(".").removesuffix(f".{settings.domain}")
+            extra[relative] = view.ip
+    return Zone(domain=settings.domain, subnets=(settings.subnet,),
+                gateway_ip=settings.gateway_ip, hosts=hosts, extra=extra, serial=serial)
+
+
+async def serve(settings: gateway_settings.Settings) -> None:
+    engine = connect()
+    loop = asyncio.get_running_loop()
+    dns_server = DnsServer(build_zone(settings, [], 1), settings.upstream)
+    serial = 1
+
+    def on_change(views: list[MachineView]) -> None:
+        nonlocal serial
+        serial += 1
+        dns_server.set_zone(build_zone(settings, views, serial))
+        log.info("Lab '%s' now has %d machines", settings.lab, len(views))
+
+    watcher = Watcher(engine, settings, loop)
+    watcher.listeners.append(on_change)
+    await dns_server.start("0.0.0.0", 53)
+    watcher.start()
+    log.info("Gateway of lab '%s' serving %s", settings.lab, settings.domain)
+
+    stopped = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+    watcher.stop()
+    await dns_server.close()
+
+
+def health() -> int:
+    settings = gateway_settings.from_environment()
+    query = dns.message.make_query(f"gateway.{settings.domain}", "A")
+    try:
+        reply = dns.query.udp(query, "127.0.0.1", port=53, timeout=2.0)
+    except Exception as exc:
+        print(f"DNS does not answer: {exc}", file=sys.stderr)
+        return 1
+    return 0 if reply.rcode() == dns.rcode.NOERROR else 1
+
+
+def run() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if command == "health":
+        sys.exit(health())
+    if command != "run":
+        sys.exit(f"unknown command {command!r}: use `run` or `health`")
+    import uvloop
+
+    uvloop.run(serve(gateway_settings.from_environment()))

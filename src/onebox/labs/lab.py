@@ -1,0 +1,315 @@
+"""Lab lifecycle: `up` creates or starts the network and the gateway, `down` stops
+them, `destroy` removes everything onebox made for the lab. Everything a lab is comes
+back from Docker labels; nothing is kept elsewhere."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.errors
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from onebox.addressing import allocator, names
+from onebox.addressing import subnet as subnets
+from onebox.engine import Engine, Label
+from onebox.engine.client import remove_quietly
+from onebox.engine.labels import ROLE_GATEWAY, ROLE_NETWORK
+from onebox.errors import Conflict, NotFound, OperationFailed
+from onebox.labs import ports as portmap
+from onebox.state import lab_lock
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[str], None]
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass
+class Lab:
+    name: str
+    domain: str
+    subnet: ipaddress.IPv4Network
+    network_id: str
+    gateway_ip: ipaddress.IPv4Address
+    ports: dict[str, int] = field(default_factory=dict)
+    bind: str = "127.0.0.1"
+    upstream: str = ""
+    gateway_state: str = "missing"
+    gateway_health: str = "unknown"
+
+    def as_dict(self) -> dict[str, Any]:
+        host = "127.0.0.1" if self.bind == "0.0.0.0" else self.bind
+        return {
+            "lab": self.name,
+            "domain": self.domain,
+            "subnet": str(self.subnet),
+            "gateway": {
+                "ip": str(self.gateway_ip),
+                "state": self.gateway_state,
+                "health": self.gateway_health,
+                "bind": self.bind,
+                "upstream": self.upstream or "host resolvers",
+                **{f"{name}_port": port for name, port in self.ports.items()},
+                "pac_url": f"http://{host}:{self.ports.get('http', 0)}/proxy.pac",
+                "dashboard_url": f"http://{host}:{self.ports.get('dashboard', 0)}/",
+            },
+        }
+
+
+def container_name(lab: str, name: str) -> str:
+    return f"{lab}_{name}"
+
+
+def network_name(lab: str) -> str:
+    return f"{lab}_net"
+
+
+def load(engine: Engine, name: str) -> Lab:
+    """The lab as Docker knows it; NotFound when it was never brought up."""
+    network = engine.lab_network(name)
+    if network is None:
+        raise NotFound(f"Lab '{name}' does not exist",
+                       f"create it with `onebox up --lab {name}`, or list labs with "
+                       "`onebox lab ls`")
+    return _from_docker(network, engine.gateway(name))
+
+
+def _from_docker(network: Network, gateway: Container | None) -> Lab:
+    labels = network.attrs.get("Labels") or {}
+    subnet = ipaddress.IPv4Network(labels[Label.SUBNET])
+    lab = Lab(
+        name=labels[Label.LAB],
+        domain=labels[Label.DOMAIN],
+        subnet=subnet,
+        network_id=network.id,
+        gateway_ip=allocator.gateway_address(subnet),
+    )
+    if gateway is not None:
+        glabels = gateway.labels
+        lab.ports = {k: int(v) for k, v in json.loads(glabels.get(Label.PORTS, "{}")).items()}
+        lab.bind = glabels.get(Label.BIND, "127.0.0.1")
+        lab.upstream = glabels.get(Label.UPSTREAM, "")
+        lab.gateway_state = gateway.status
+        health = gateway.attrs.get("State", {}).get("Health") or {}
+        lab.gateway_health = health.get("Status", "none")
+    return lab
+
+
+def list_labs(engine: Engine) -> list[Lab]:
+    labs = []
+    for network in engine.lab_networks():
+        name = (network.attrs.get("Labels") or {}).get(Label.LAB, "")
+        labs.append(_from_docker(network, engine.gateway(name)))
+    return sorted(labs, key=lambda lab: lab.name)
+
+
+@dataclass
+class UpRequest:
+    name: str = "default"
+    subnet: str | None = None
+    domain: str | None = None
+    upstream: str | None = None
+    bind: str = "127.0.0.1"
+    test: bool = False  # marks every object for the test suite's own clean-up
+
+
+def up(engine: Engine, request: UpRequest, report: Report, gateway_image: str) -> tuple[Lab, bool]:
+    """Creates or starts the lab; returns it and whether anything changed."""
+    name = names.check_lab_name(request.name)
+    with lab_lock(name):
+        network = engine.lab_network(name)
+        if network is None:
+            network = _create_network(engine, request, report)
+            changed = True
+        else:
+            _check_same_settings(network, request)
+            changed = False
+        lab = _from_docker(network, None)
+        changed |= _ensure_gateway(engine, lab, request, report, gateway_image)
+        changed |= _start_machines(engine, name, report)
+        return load(engine, name), changed
+
+
+def _check_same_settings(network: Network, request: UpRequest) -> None:
+    labels = network.attrs.get("Labels") or {}
+    lab = labels[Label.LAB]
+    if request.subnet and subnets.parse_subnet(request.subnet) != ipaddress.IPv4Network(
+            labels[Label.SUBNET]):
+        raise Conflict(f"Lab '{lab}' already exists with subnet {labels[Label.SUBNET]}",
+                       f"leave --subnet out, or `onebox destroy --lab {lab}` first")
+    if request.domain and names.check_domain(request.domain) != labels[Label.DOMAIN]:
+        raise Conflict(f"Lab '{lab}' already exists with domain {labels[Label.DOMAIN]}",
+                       f"leave --domain out, or `onebox destroy --lab {lab}` first")
+
+
+def _taken_subnets(engine: Engine) -> list[tuple[str, ipaddress.IPv4Network]]:
+    taken: list[tuple[str, ipaddress.IPv4Network]] = [
+        (f"host route {net}", net) for net in subnets.host_networks()]
+    for network in engine.all_networks():
+        for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
+            try:
+                net = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if isinstance(net, ipaddress.IPv4Network):
+                taken.append((f"Docker network '{network.name}'", net))
+    return taken
+
+
+def _create_network(engine: Engine, request: UpRequest, report: Report) -> Network:
+    domain = names.check_domain(request.domain or names.default_domain(request.name))
+    for other in list_labs(engine):
+        if other.domain == domain:
+            raise Conflict(f"Domain '{domain}' is already used by lab '{other.name}'",
+                           "give this lab another --domain")
+    taken = _taken_subnets(engine)
+    if request.subnet:
+        subnet = subnets.parse_subnet(request.subnet)
+        subnets.check_free(subnet, taken)
+    else:
+        subnet = subnets.choose(taken)
+    report(f"Creating network {network_name(request.name)} ({subnet})")
+    labels = {Label.LAB: request.name, Label.ROLE: ROLE_NETWORK, Label.DOMAIN: domain,
+              Label.SUBNET: str(subnet)}
+    if request.test:
+        labels[Label.TEST] = "1"
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+        subnet=str(subnet), gateway=str(allocator.bridge_address(subnet)))])
+    try:
+        return engine.client.networks.create(network_name(request.name), driver="bridge",
+                                             ipam=ipam, labels=labels, check_duplicate=True)
+    except docker.errors.APIError as exc:
+        raise OperationFailed(f"Could not create network for lab '{request.name}': "
+                              f"{exc.explanation}",
+                              "check `docker network ls` for a clash, then retry") from exc
+
+
+def _ensure_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report,
+                    image: str) -> bool:
+    current = engine.gateway(lab.name)
+    image_id = engine.require_image(image).id
+    if current is not None and _gateway_matches(current, image_id, request):
+        if current.status == "running":
+            return False
+        report(f"Starting gateway {current.name}")
+        current.start()
+        return True
+    if current is not None:
+        report(f"Replacing gateway {current.name} (new image or settings)")
+        remove_quietly(current)
+    _create_gateway(engine, lab, request, report, image)
+    return True
+
+
+def _gateway_matches(gateway: Container, image_id: str, request: UpRequest) -> bool:
+    labels = gateway.labels
+    upstream = request.upstream if request.upstream is not None else labels.get(Label.UPSTREAM)
+    same_image = gateway.attrs.get("Image") == image_id
+    return same_image and labels.get(Label.BIND) == request.bind and labels.get(
+        Label.UPSTREAM) == upstream
+
+
+def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report,
+                    image: str) -> Container:
+    used = [p for other in list_labs(engine) if other.name != lab.name
+            for p in other.ports.values()]
+    ports = portmap.choose(request.bind, used)
+    upstream = request.upstream or ""
+    labels = {Label.LAB: lab.name, Label.ROLE: ROLE_GATEWAY, Label.PORTS: json.dumps(ports),
+              Label.BIND: request.bind, Label.UPSTREAM: upstream, Label.IP: str(lab.gateway_ip)}
+    if request.test:
+        labels[Label.TEST] = "1"
+    published: dict[str, tuple[str, int]] = {}
+    for entry, (_, inner, protocols) in portmap.ENTRY_POINTS.items():
+        for protocol in protocols:
+            published[f"{inner}/{protocol}"] = (request.bind, ports[entry])
+    environment = {"ONEBOX_LAB": lab.name, "ONEBOX_DOMAIN": lab.domain,
+                   "ONEBOX_SUBNET": str(lab.subnet), "ONEBOX_UPSTREAM": upstream,
+                   "ONEBOX_GATEWAY_IP": str(lab.gateway_ip),
+                   "ONEBOX_PORTS": json.dumps(ports), "ONEBOX_BIND": request.bind}
+    name = container_name(lab.name, "gateway")
+    report(f"Creating gateway {name} at {lab.gateway_ip}")
+    try:
+        container = engine.client.containers.create(
+            image, name=name, hostname="gateway", domainname=lab.domain, labels=labels,
+            environment=environment, ports=published, restart_policy={"Name": "unless-stopped"},
+            volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"},
+                     _gateway_volume(engine, lab, request): {"bind": "/var/lib/onebox",
+                                                             "mode": "rw"}},
+            network=network_name(lab.name), detach=True,
+            networking_config={network_name(lab.name): engine.endpoint(str(lab.gateway_ip))},
+        )
+    except docker.errors.APIError as exc:
+        raise OperationFailed(f"Could not create gateway '{name}': {exc.explanation}",
+                              f"see `docker ps -a --filter name={name}`; then run `onebox up "
+                              f"--lab {lab.name}` again") from exc
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        remove_quietly(container)
+        raise OperationFailed(f"Could not start gateway '{name}': {exc.explanation}",
+                              "a host port may be taken; free it and run `onebox up` again"
+                              ) from exc
+    return container
+
+
+def _gateway_volume(engine: Engine, lab: Lab, request: UpRequest) -> str:
+    """The gateway's history and settings; made with labels so `destroy` finds it."""
+    name = f"{lab.name}_gateway-data"
+    labels = {Label.LAB: lab.name, Label.ROLE: ROLE_GATEWAY}
+    if request.test:
+        labels[Label.TEST] = "1"
+    try:
+        engine.client.volumes.get(name)
+    except docker.errors.NotFound:
+        engine.client.volumes.create(name, labels=labels)
+    return name
+
+
+def _start_machines(engine: Engine, lab: str, report: Report) -> bool:
+    changed = False
+    for machine in engine.machines(lab):
+        if machine.status != "running":
+            report(f"Starting machine {machine.name}")
+            machine.start()
+            changed = True
+    return changed
+
+
+def down(engine: Engine, name: str, report: Report) -> bool:
+    """Stops the machines, then the gateway; keeps everything."""
+    load(engine, name)
+    changed = False
+    for container in engine.machines(name) + [g for g in [engine.gateway(name)] if g]:
+        if container.status in ("running", "restarting", "paused"):
+            report(f"Stopping {container.name}")
+            container.stop(timeout=5)
+            changed = True
+    return changed
+
+
+def destroy(engine: Engine, name: str, report: Report) -> int:
+    """Removes every container, volume and the network of the lab; returns how many."""
+    with lab_lock(name):
+        network = engine.lab_network(name)
+        containers = engine.lab_containers(name)
+        if network is None and not containers:
+            raise NotFound(f"Lab '{name}' does not exist", "list labs with `onebox lab ls`")
+        volumes = engine.client.volumes.list(filters={"label": f"{Label.LAB}={name}"})
+        for container in containers:
+            report(f"Removing {container.name}")
+            remove_quietly(container)
+        for volume in volumes:
+            report(f"Removing volume {volume.name}")
+            volume.remove(force=True)
+        if network is not None:
+            report(f"Removing network {network.name}")
+            remove_quietly(network)
+        return len(containers) + len(volumes) + (network is not None)
+

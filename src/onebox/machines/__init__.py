@@ -1,0 +1,1 @@
+"""Machines: containers that each play one computer in a lab."""
