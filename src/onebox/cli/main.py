@@ -146,9 +146,16 @@ def _add_optional_families() -> None:
     app.add_typer(images.app, name="images")
 
 
+def _add_demo() -> None:
+    from onebox.cli.demo import demo
+
+    app.command()(demo)
+
+
 def run() -> None:
     logging.basicConfig(level=os.environ.get("ONEBOX_LOG", "WARNING").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
+    _add_demo()
     try:
         _add_optional_families()
     except ImportError as exc:  # a family still being written must not break the rest

@@ -14,8 +14,9 @@ import dns.rcode
 
 from onebox.dns.server import DnsServer
 from onebox.dns.zone import Zone
-from onebox.engine import connect
+from onebox.engine import Engine, connect
 from onebox.gateway import settings as gateway_settings
+from onebox.gateway.plane import Plane
 from onebox.gateway.watcher import MachineView, Watcher
 
 log = logging.getLogger(__name__)
@@ -33,21 +34,50 @@ def build_zone(settings: gateway_settings.Settings, views: list[MachineView],
                 gateway_ip=settings.gateway_ip, hosts=hosts, extra=extra, serial=serial)
 
 
+class DnsPlane:
+    """The lab's DNS server, fed a new zone after every change."""
+
+    name = "dns"
+
+    def __init__(self, settings: gateway_settings.Settings) -> None:
+        self.settings = settings
+        self.serial = 1
+        self.server = DnsServer(build_zone(settings, [], 1), settings.upstream)
+
+    async def start(self) -> None:
+        await self.server.start("0.0.0.0", 53)
+
+    def update(self, views: list[MachineView]) -> None:
+        self.serial += 1
+        self.server.set_zone(build_zone(self.settings, views, self.serial))
+
+    async def close(self) -> None:
+        await self.server.close()
+
+
+def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
+    """Every data plane the gateway runs, DNS first so names answer soonest."""
+    return [DnsPlane(settings)]
+
+
 async def serve(settings: gateway_settings.Settings) -> None:
     engine = connect()
     loop = asyncio.get_running_loop()
-    dns_server = DnsServer(build_zone(settings, [], 1), settings.upstream)
-    serial = 1
+    running = planes(settings, engine)
 
     def on_change(views: list[MachineView]) -> None:
-        nonlocal serial
-        serial += 1
-        dns_server.set_zone(build_zone(settings, views, serial))
+        for plane in running:
+            try:
+                plane.update(views)
+            except Exception:
+                log.exception("The %s plane could not take the new machine list", plane.name)
         log.info("Lab '%s' now has %d machines", settings.lab, len(views))
 
     watcher = Watcher(engine, settings, loop)
     watcher.listeners.append(on_change)
-    await dns_server.start("0.0.0.0", 53)
+    for plane in running:
+        await plane.start()
+        log.info("Started %s", plane.name)
     watcher.start()
     log.info("Gateway of lab '%s' serving %s", settings.lab, settings.domain)
 
@@ -56,7 +86,8 @@ async def serve(settings: gateway_settings.Settings) -> None:
         loop.add_signal_handler(sig, stopped.set)
     await stopped.wait()
     watcher.stop()
-    await dns_server.close()
+    for plane in reversed(running):
+        await plane.close()
 
 
 def health() -> int:

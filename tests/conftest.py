@@ -1,0 +1,135 @@
+"""Shared fixtures. Everything a test makes carries the `obtest-` prefix and the
+`onebox.test` label, and is removed by id afterwards, also when the test fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ONEBOX = str(Path(sys.executable).parent / "onebox")
+PREFIX = "obtest-"
+
+
+def new_name(kind: str = "lab") -> str:
+    return f"{PREFIX}{kind}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def onebox(*args: str, check: bool = True, env: dict[str, str] | None = None,
+           timeout: float = 600) -> Result:
+    """Runs the real CLI as a user would."""
+    full_env = {**os.environ, "ONEBOX_TEST": "1", **(env or {})}
+    proc = subprocess.run([ONEBOX, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"onebox {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def engine() -> Any:
+    from onebox.engine import connect
+
+    return connect()
+
+
+def remove_lab_objects(engine: Any, lab: str) -> None:
+    """The safety net behind `onebox destroy`: every object labelled with this test
+    lab, removed by id."""
+    import docker.errors
+
+    label = {"label": f"onebox.lab={lab}"}
+    for container in engine.client.containers.list(all=True, filters=label):
+        try:
+            engine.client.api.remove_container(container.id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+    for volume in engine.client.volumes.list(filters=label):
+        try:
+            engine.client.api.remove_volume(volume.id, force=True)
+        except docker.errors.NotFound:
+            pass
+    for network in engine.client.networks.list(filters=label):
+        try:
+            engine.client.api.remove_network(network.id)
+        except docker.errors.NotFound:
+            pass
+
+
+@dataclass
+class TestLab:
+    name: str
+    info: dict[str, Any]
+    upstream: Any  # the local stub DNS server that plays the outside world
+
+    @property
+    def domain(self) -> str:
+        return str(self.info["domain"])
+
+    @property
+    def dns_port(self) -> int:
+        return int(self.info["gateway"]["dns_port"])
+
+    def cli(self, *args: str, check: bool = True) -> Result:
+        return onebox(*args, "--lab", self.name, check=check)
+
+
+def free_subnet(engine: Any) -> str:
+    from onebox.addressing import subnet
+    from onebox.labs.lab import _taken_subnets
+
+    return str(subnet.choose(_taken_subnets(engine)))
+
+
+@pytest.fixture(scope="session")
+def busybox_image(engine: Any) -> str:
+    from onebox.images import busybox
+
+    return busybox.ensure(engine, lambda line: None)
+
+
+def make_lab(engine: Any) -> Iterator[TestLab]:
+    import ipaddress
+
+    from onebox.dns.stub import StubServer
+
+    name = new_name()
+    subnet = free_subnet(engine)
+    bridge = str(ipaddress.IPv4Network(subnet)[1])
+    stub = StubServer(port_hint=0)
+    port = stub.reserve_port()
+    try:
+        info = onebox("up", "--lab", name, "--subnet", subnet, "--upstream",
+                      f"{bridge}:{port}", "--json").json()
+        stub.start(bridge, port)
+        yield TestLab(name=name, info=info, upstream=stub)
+    finally:
+        stub.close()
+        onebox("destroy", "--lab", name, "--yes", check=False)
+        remove_lab_objects(engine, name)
+
+
+@pytest.fixture(scope="module")
+def lab(engine: Any, busybox_image: str) -> Iterator[TestLab]:
+    yield from make_lab(engine)
