@@ -56,7 +56,7 @@ class Lab:
                 "bind": self.bind,
                 "upstream": self.upstream or "host resolvers",
                 **{f"{name}_port": port for name, port in self.ports.items()},
-                "pac_url": f"http://{host}:{self.ports.get('http', 0)}/proxy.pac",
+                "pac_url": f"http://{host}:{self.ports.get('proxy', 0)}/proxy.pac",
                 "dashboard_url": f"http://{host}:{self.ports.get('dashboard', 0)}/",
             },
         }
