@@ -109,15 +109,53 @@ def busybox_image(engine: Any) -> str:
     return busybox.ensure(engine, lambda line: None)
 
 
+class ThreadedStub:
+    """The stub upstream DNS server on its own event loop thread, so that sync tests can
+    run it beside the lab. It plays the outside world on the lab bridge's address."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from onebox.dns.stub import StubUpstream
+
+        self.stub = StubUpstream()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return str(self.stub.address)
+
+    @staticmethod
+    def reserve_port() -> int:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    def start(self, host: str, port: int) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.stub.start(host, port), self.loop).result(10)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.stub.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
 def make_lab(engine: Any) -> Iterator[TestLab]:
     import ipaddress
-
-    from onebox.dns.stub import StubServer
 
     name = new_name()
     subnet = free_subnet(engine)
     bridge = str(ipaddress.IPv4Network(subnet)[1])
-    stub = StubServer(port_hint=0)
+    stub = ThreadedStub()
     port = stub.reserve_port()
     try:
         info = onebox("up", "--lab", name, "--subnet", subnet, "--upstream",
