@@ -1,0 +1,132 @@
+"""The gateway image: built on the base image from gateway.Dockerfile and wheels made on the
+host, and rebuilt only when what it is built from has changed."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from onebox.engine import Engine
+from onebox.errors import OperationFailed
+from onebox.images import base, wheelhouse
+from onebox.images.base import BASE_IMAGE
+from onebox.images.busybox import BUSYBOX_IMAGE
+from onebox.images.rootfs import build_lock
+from onebox.state import cache_dir
+
+log = logging.getLogger(__name__)
+
+GATEWAY_IMAGE = "onebox/gateway:latest"
+HASH_LABEL = "onebox.context-hash"
+DOCKERFILE = Path(__file__).with_name("gateway.Dockerfile")
+
+__all__ = ["BASE_IMAGE", "BUSYBOX_IMAGE", "GATEWAY_IMAGE", "current_id", "ensure"]
+
+Report = Callable[[str], None]
+
+
+def ensure(engine: Engine, report: Report, force: bool = False) -> str:
+    """Returns GATEWAY_IMAGE, building it first when its build context has changed since the
+    image was built (or when forced, then without Docker's cache)."""
+    base.ensure(engine, report)
+    with build_lock("gateway"), tempfile.TemporaryDirectory(dir=cache_dir()) as scratch:
+        context = Path(scratch)
+        digest = _prepare(context, engine.require_image(BASE_IMAGE).id, report)
+        current = engine.image(GATEWAY_IMAGE)
+        if not force and current is not None and current.labels.get(HASH_LABEL) == digest:
+            log.debug("Image %s is up to date (%s)", GATEWAY_IMAGE, digest)
+            return GATEWAY_IMAGE
+        _build(engine, context, digest, report, fresh=force)
+    if current is not None:
+        _remove_if_unused(engine, current.id)
+    return GATEWAY_IMAGE
+
+
+def current_id(engine: Engine) -> str | None:
+    """The id of the newest gateway image, to compare with a running gateway's image id."""
+    image = engine.image(GATEWAY_IMAGE)
+    return None if image is None else str(image.id)
+
+
+def _prepare(context: Path, base_id: str, report: Report) -> str:
+    """Lays out the build context and returns its hash: Dockerfile, wheels and the id of
+    the base image they go on, since a new base changes every layer."""
+    deps, own = wheelhouse.dependency_wheels(report), wheelhouse.project_wheel(report)
+    (context / "wheels/deps").mkdir(parents=True)
+    (context / "wheels/onebox").mkdir()
+    for wheel in deps.glob("*.whl"):
+        shutil.copy2(wheel, context / "wheels/deps" / wheel.name)
+    shutil.copy2(own, context / "wheels/onebox" / own.name)
+    shutil.copy2(DOCKERFILE, context / "Dockerfile")
+
+    digest = hashlib.sha256(base_id.encode())
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(f"\0{path.relative_to(context)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _build(engine: Engine, context: Path, digest: str, report: Report, fresh: bool) -> None:
+    report(f"Building {GATEWAY_IMAGE}")
+    log.info("Building image %s from %s", GATEWAY_IMAGE, context)
+    try:
+        events = engine.client.api.build(
+            path=str(context),
+            tag=GATEWAY_IMAGE,
+            rm=True,
+            forcerm=True,
+            nocache=fresh,
+            pull=False,
+            decode=True,
+            labels={HASH_LABEL: digest},
+        )
+        image_id = _follow(events, report)
+    except docker.errors.APIError as exc:
+        raise OperationFailed(
+            f"Building image '{GATEWAY_IMAGE}' failed: {exc.explanation}",
+            "check the engine with `docker info`, then run " "`onebox images build` again",
+        ) from exc
+    log.info("Built image %s as %s", GATEWAY_IMAGE, image_id[:19])
+
+
+def _follow(events: Iterable[dict[str, Any]], report: Report) -> str:
+    """Reads the build's output: every line to the debug log, each step to `report`;
+    returns the new image's id."""
+    tail: deque[str] = deque(maxlen=20)
+    image_id = ""
+    for event in events:
+        for line in str(event.get("stream", "")).splitlines():
+            log.debug("build: %s", line)
+            tail.append(line)
+            if line.startswith("Step "):
+                step = " ".join(line.split())
+                report(step if len(step) <= 76 else step[:73] + "...")
+        if event.get("error"):
+            raise OperationFailed(
+                f"Building image '{GATEWAY_IMAGE}' failed: {str(event['error']).strip()}\n  "
+                + "\n  ".join(tail),
+                "fix the step that failed (the output above ends with it), then run "
+                "`onebox images build` again",
+            )
+        aux = event.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            image_id = str(aux["ID"])
+    return image_id
+
+
+def _remove_if_unused(engine: Engine, image_id: str) -> None:
+    """Drops the image a rebuild replaced; one that a gateway still runs on stays."""
+    if image_id == current_id(engine):
+        return
+    try:
+        engine.client.images.remove(image_id)
+    except docker.errors.APIError as exc:
+        log.debug("Keeping replaced image %s: %s", image_id[:19], exc.explanation)
