@@ -78,7 +78,8 @@ class DnsServer:
         cache_size: int = CACHE_SIZE,
         tcp_idle: float = TCP_IDLE,
     ) -> None:
-        self.counters = Counters()
+        self._tally = Counters()  # forwarded, failures, and queries over TCP
+        self._misses = 0  # datagrams the cache could not answer
         self.upstream = upstream
         self.timeout = timeout
         self.max_in_flight = max_in_flight
@@ -89,6 +90,7 @@ class DnsServer:
         self._pending: dict[int, _Pending] = {}
         self._tcp_forwards = 0
         self._front: asyncio.DatagramTransport | None = None
+        self._front_side: _Front | None = None
         self._tcp: asyncio.Server | None = None
         self._upstream_udp: asyncio.DatagramTransport | None = None
         self._streams: set[asyncio.Task[None]] = set()
@@ -99,18 +101,33 @@ class DnsServer:
         return self.view[0]
 
     @property
+    def counters(self) -> Counters:
+        """A snapshot of the totals; the hot path counts only datagrams, the rest derive."""
+        datagrams = self._front_side.datagrams if self._front_side else 0
+        return Counters(
+            queries=datagrams + self._tally.queries,
+            cache_hits=datagrams - self._misses,
+            forwarded=self._tally.forwarded,
+            failures=self._tally.failures,
+        )
+
+    @property
     def in_flight(self) -> int:
         return len(self._pending) + self._tcp_forwards
 
     def set_zone(self, zone: Zone) -> None:
-        self.view = (zone, {})
+        replies: dict[bytes, bytes] = {}
+        self.view = (zone, replies)
+        if self._front_side is not None:
+            self._front_side.replies = replies
         log.debug(
             "DNS zone %s now has %d hosts (serial %d)", zone.domain, len(zone.hosts), zone.serial
         )
 
     async def start(self, host: str, port: int) -> None:
         """Listens on UDP and TCP on the same port; port 0 picks a free one, kept in `port`."""
-        self._front, self._tcp = await listen(host, port, lambda: _Front(self), self._stream)
+        front_side = self._front_side = _Front(self)
+        self._front, self._tcp = await listen(host, port, lambda: front_side, self._stream)
         self.port = self._front.get_extra_info("sockname")[1]
         if self.upstream is not None:
             loop = asyncio.get_running_loop()
@@ -142,17 +159,18 @@ class DnsServer:
         try:
             self._answer_datagram(data, client, front)
         except Exception:
-            self.counters.failures += 1
+            self._tally.failures += 1
             log.exception("Failed to answer a DNS query from %s:%d", *client)
 
     def _answer_datagram(
         self, data: bytes, client: Address, front: asyncio.DatagramTransport
     ) -> None:
+        self._misses += 1
         zone, replies = self.view
         try:
             query = _parse(data)
         except _BadQuery as bad:
-            self.counters.failures += 1
+            self._tally.failures += 1
             if bad.reply is not None:
                 front.sendto(bad.reply, client)
             return
@@ -183,7 +201,7 @@ class DnsServer:
         qid = self._fresh_id()
         timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, qid)
         self._pending[qid] = _Pending(query, client, front, limit, timer)
-        self.counters.forwarded += 1
+        self._tally.forwarded += 1
         upstream.sendto(qid.to_bytes(2, "big") + data[2:])
 
     def upstream_reply(self, data: bytes) -> None:
@@ -202,7 +220,7 @@ class DnsServer:
         pending = self._pending.pop(qid, None)
         if pending is None:
             return
-        self.counters.failures += 1
+        self._tally.failures += 1
         log.debug(
             "Upstream %s:%d did not answer in %.1fs", *self.upstream or ("-", 0), self.timeout
         )
@@ -218,23 +236,23 @@ class DnsServer:
             self._streams.discard(task)
 
     async def _answer_stream(self, data: bytes) -> bytes | None:
-        self.counters.queries += 1
+        self._tally.queries += 1
         try:
             query = _parse(data)
         except _BadQuery as bad:
-            self.counters.failures += 1
+            self._tally.failures += 1
             return bad.reply
         response = self.zone.answer(query)
         if response is not None:
             return self._render(response, TCP_LIMIT)
         if self.upstream is None or self.in_flight >= self.max_in_flight:
             return self._refusal(query)
-        self.counters.forwarded += 1
+        self._tally.forwarded += 1
         self._tcp_forwards += 1
         try:
             return await asyncio.wait_for(exchange_stream(self.upstream, data), self.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            self.counters.failures += 1
+            self._tally.failures += 1
             return self._error(query, dns.rcode.SERVFAIL)
         finally:
             self._tcp_forwards -= 1
@@ -243,7 +261,7 @@ class DnsServer:
         """REFUSED with no upstream to ask; SERVFAIL when too many forwards are in flight."""
         if self.upstream is None:
             return self._error(query, dns.rcode.REFUSED)
-        self.counters.failures += 1
+        self._tally.failures += 1
         return self._error(query, dns.rcode.SERVFAIL)
 
     def _render(self, response: dns.message.Message, limit: int) -> bytes:
@@ -277,17 +295,18 @@ class _Front(asyncio.DatagramProtocol):
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
-        self.counters = server.counters
+        self.replies = server.view[1]  # swapped by set_zone along with the server's view
+        self.datagrams = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self.send = self.transport.sendto
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.counters.queries += 1
-        reply = self.server.view[1].get(data[2:])
+        self.datagrams += 1
+        reply = self.replies.get(data[2:])
         if reply is not None:
-            self.counters.cache_hits += 1
-            self.transport.sendto(data[:2] + reply, addr)
+            self.send(data[:2] + reply, addr)
             return
         self.server.answer_datagram(data, addr, self.transport)
 
