@@ -9,6 +9,14 @@ RUN apt-get update \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
+# Settings before files: each step after a changed one runs again, even one that only sets
+# metadata, and onebox's wheel changes with every edit.
+ENV PATH=/opt/onebox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["/opt/onebox/bin/onebox-gateway", "health"]
+ENTRYPOINT ["/opt/onebox/bin/onebox-gateway"]
+CMD ["run"]
+
 # Dependencies change less often than onebox, so they get their own cached layers.
 COPY wheels/deps/ /wheels/
 RUN python3 -m venv /opt/onebox \
@@ -18,9 +26,3 @@ RUN python3 -m venv /opt/onebox \
 COPY wheels/onebox/ /wheels/
 RUN /opt/onebox/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
         --find-links /wheels onebox
-
-ENV PATH=/opt/onebox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["/opt/onebox/bin/onebox-gateway", "health"]
-ENTRYPOINT ["/opt/onebox/bin/onebox-gateway"]
-CMD ["run"]
