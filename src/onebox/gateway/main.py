@@ -18,6 +18,7 @@ from onebox.engine import Engine, connect
 from onebox.gateway import settings as gateway_settings
 from onebox.gateway.plane import Plane
 from onebox.gateway.watcher import MachineView, Watcher
+from onebox.proxy.reverse import ReverseProxyPlane, url_name
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,13 @@ log = logging.getLogger(__name__)
 def build_zone(settings: gateway_settings.Settings, views: list[MachineView],
                serial: int) -> Zone:
     hosts = {view.name: view.ip for view in views}
+    # URL names lead to the gateway: its reverse proxy serves them on the machine's web port.
     extra = {}
     for view in views:
         for url in view.urls:
-            relative = url.lower().rstrip(".").removesuffix(f".{settings.domain}")
-            extra[relative] = view.ip
+            name = url_name(settings.domain, url)
+            if name is not None and name != settings.domain:
+                extra[name.removesuffix(f".{settings.domain}")] = settings.gateway_ip
     return Zone(domain=settings.domain, subnets=(settings.subnet,),
                 gateway_ip=settings.gateway_ip, hosts=hosts, extra=extra, serial=serial)
 
@@ -57,7 +60,7 @@ class DnsPlane:
 
 def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
     """Every data plane the gateway runs, DNS first so names answer soonest."""
-    return [DnsPlane(settings)]
+    return [DnsPlane(settings), ReverseProxyPlane(settings)]
 
 
 async def serve(settings: gateway_settings.Settings) -> None:
