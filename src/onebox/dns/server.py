@@ -20,7 +20,7 @@ import dns.opcode
 import dns.rcode
 
 from onebox.dns.zone import Zone
-from onebox.errors import Conflict
+from onebox.errors import Conflict, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ class _Pending:
 
 
 class DnsServer:
+    """Serves one zone and forwards the rest to `upstream` (None: refuse the rest). Run it
+    on one event loop and call set_zone on that loop's thread, as Docker events arrive."""
+
     def __init__(
         self,
         zone: Zone,
@@ -85,7 +88,7 @@ class DnsServer:
         self.max_in_flight = max_in_flight
         self.cache_size = cache_size
         self.tcp_idle = tcp_idle
-        # The zone and the replies it gave travel together, so one assignment swaps both.
+        # The zone and the replies it gave travel together; set_zone swaps both at once.
         self.view: tuple[Zone, dict[bytes, bytes]] = (zone, {})
         self._pending: dict[int, _Pending] = {}
         self._tcp_forwards = 0
@@ -130,10 +133,15 @@ class DnsServer:
         self._front, self._tcp = await listen(host, port, lambda: front_side, self._stream)
         self.port = self._front.get_extra_info("sockname")[1]
         if self.upstream is not None:
-            loop = asyncio.get_running_loop()
-            self._upstream_udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UpstreamSide(self), remote_addr=self.upstream
-            )
+            try:
+                self._upstream_udp = await _connect_upstream(self, self.upstream)
+            except OSError as exc:
+                await self.close()
+                raise InvalidInput(
+                    f"Upstream DNS server '{self.upstream[0]}:{self.upstream[1]}' cannot be used: "
+                    f"{exc.strerror or exc}",
+                    "give an IPv4 address and port that this host can reach, like 192.0.2.1:53",
+                ) from exc
         log.info("Serving DNS for %s on %s:%d", self.zone.domain, host, self.port)
 
     async def close(self) -> None:
@@ -160,7 +168,7 @@ class DnsServer:
             self._answer_datagram(data, client, front)
         except Exception:
             self._tally.failures += 1
-            log.exception("Failed to answer a DNS query from %s:%d", *client)
+            log.exception("Failed to answer a DNS query from %s", client)
 
     def _answer_datagram(
         self, data: bytes, client: Address, front: asyncio.DatagramTransport
@@ -221,9 +229,7 @@ class DnsServer:
         if pending is None:
             return
         self._tally.failures += 1
-        log.debug(
-            "Upstream %s:%d did not answer in %.1fs", *self.upstream or ("-", 0), self.timeout
-        )
+        log.debug("Upstream did not answer %s in %.1fs", pending.query.question[0], self.timeout)
         pending.front.sendto(self._error(pending.query, dns.rcode.SERVFAIL), pending.client)
 
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -327,6 +333,14 @@ class _UpstreamSide(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # A refused port shows up here; the queries it concerns fail at their timeout.
         log.debug("Upstream DNS socket error: %s", exc)
+
+
+async def _connect_upstream(server: DnsServer, upstream: Address) -> asyncio.DatagramTransport:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _UpstreamSide(server), remote_addr=upstream
+    )
+    return transport
 
 
 def _parse(data: bytes) -> dns.message.Message:
