@@ -3,8 +3,10 @@ list, start, stop, restart, remove, exec, logs. A failed create leaves nothing."
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
+import tarfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,17 @@ class CreateRequest:
     urls: Sequence[str] = ()
     labels: dict[str, str] = field(default_factory=dict)
     test: bool = False
+    # Used by stacks (compose files and templates); the defaults keep a plain machine.
+    entrypoint: Sequence[str] | None = None
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> bind, mode
+    healthcheck: dict[str, Any] | None = None  # Docker's shape: test, interval (ns), ...
+    restart: str = "unless-stopped"  # or no, always, on-failure[:N]
+    published: dict[str, tuple[str, int]] = field(default_factory=dict)  # "80/tcp" -> host
+    aliases: Sequence[str] = ()  # more names on the lab network, besides the machine's
+    files: dict[str, bytes] = field(default_factory=dict)  # absolute path -> content
+    working_dir: str | None = None
+    user: str | None = None
+    wait_running: bool = True  # False for a one-shot job whose exit is not a failure
 
 
 def machine_name(lab: str, container: Container) -> str:
@@ -125,8 +138,8 @@ def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
     _check_web_port(request.web_port)
     image = engine.require_image(request.image)
     command = list(request.command)
-    if not command and not image.attrs.get("Config", {}).get("Cmd") and not image.attrs.get(
-            "Config", {}).get("Entrypoint"):
+    if not command and request.entrypoint is None and not image.attrs.get("Config", {}).get(
+            "Cmd") and not image.attrs.get("Config", {}).get("Entrypoint"):
         command = IDLE_COMMAND
     with lab_lock(lab.name):
         _check_unused(engine, lab, name)
@@ -136,6 +149,11 @@ def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
         else:
             address = allocator.next_free(lab.subnet, taken)
         container = _create_container(engine, lab, name, str(address), command, request)
+    if request.files:
+        _copy_files(container, request.files)
+    if not request.wait_running:
+        container.start()
+        return describe(lab, engine.client.containers.get(container.id))
     _start_and_settle(container, name)
     return describe(lab, engine.client.containers.get(container.id))
 
@@ -173,12 +191,41 @@ def _create_container(engine: Engine, lab: Lab, name: str, address: str, command
             request.image, command=command or None, name=container_name(lab.name, name),
             hostname=name, domainname=lab.domain, labels=labels,
             environment=request.environment, dns=[str(lab.gateway_ip)], dns_search=[lab.domain],
-            restart_policy={"Name": "unless-stopped"}, init=True, detach=True, tty=False,
-            network=net, networking_config={net: engine.endpoint(address, aliases=[name])},
+            restart_policy=_restart_policy(request.restart), init=True, detach=True, tty=False,
+            network=net,
+            networking_config={net: engine.endpoint(address, aliases=[name, *request.aliases])},
+            entrypoint=list(request.entrypoint) if request.entrypoint is not None else None,
+            volumes=request.volumes or None, healthcheck=request.healthcheck,
+            ports=request.published or None, working_dir=request.working_dir,
+            user=request.user,
         )
     except docker.errors.APIError as exc:
         raise OperationFailed(f"Could not create machine '{name}': {exc.explanation}",
                               "check the image and command, then retry") from exc
+
+
+def _restart_policy(text: str) -> dict[str, Any]:
+    name, _, retries = text.partition(":")
+    policy: dict[str, Any] = {"Name": name}
+    if retries:
+        policy["MaximumRetryCount"] = int(retries)
+    return policy
+
+
+def _copy_files(container: Container, files: dict[str, bytes]) -> None:
+    """Puts files in the created machine before it starts; missing folders are made."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, content in files.items():
+            entry = tarfile.TarInfo(path.lstrip("/"))
+            entry.size, entry.mode = len(content), 0o644
+            tar.addfile(entry, io.BytesIO(content))
+    try:
+        container.put_archive("/", buffer.getvalue())
+    except docker.errors.APIError as exc:
+        remove_quietly(container)
+        raise OperationFailed(f"Could not copy files into '{container.name}': "
+                              f"{exc.explanation}", "check the config targets") from exc
 
 
 def _start_and_settle(container: Container, name: str) -> None:
