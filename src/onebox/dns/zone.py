@@ -47,6 +47,12 @@ Node = dict[dns.rdatatype.RdataType, list[dns.rdata.Rdata]]
 
 @dataclass(frozen=True)
 class Zone:
+    """One lab's names: machines (`hosts`, one label each), the gateway at `gateway.DOMAIN`
+    and the apex, and `extra` names relative to the domain, where `*.shop` stands for every
+    name below shop that has no record of its own. ANY is answered with all a name has:
+    the records are few and the server is never open to the internet, so the reflection
+    risk that led RFC 8482 to minimal ANY answers does not apply."""
+
     domain: str
     subnets: tuple[IPv4Network, ...]
     gateway_ip: IPv4Address
@@ -82,6 +88,12 @@ class _Index:
         self._add_forward(zone)
         self._add_reverse(zone)
         self.nonterminals = _nonterminals(self.nodes, self.wildcards)
+        log.debug(
+            "Indexed zone %s: %d names, %d reverse zones",
+            zone.domain,
+            len(self.nodes),
+            len(self.reverse),
+        )
 
     def _add_forward(self, zone: Zone) -> None:
         for text, address in sorted(zone.extra.items()):
