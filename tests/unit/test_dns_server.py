@@ -267,3 +267,16 @@ def test_tcp_connection_carries_several_queries(run: Any) -> None:
             assert [addresses(reply) for reply in replies] == [["10.80.0.10"], ["192.0.2.53"]]
 
     run(scenario)
+
+
+def test_idle_tcp_connection_is_closed_by_the_server(run: Any) -> None:
+    async def scenario() -> None:
+        async with serving(tcp_idle=0.2) as (server, _):
+
+            def wait_for_close() -> bytes:
+                with socket.create_connection((LOCAL, server.port), timeout=WAIT) as sock:
+                    return sock.recv(1)
+
+            assert await asyncio.to_thread(wait_for_close) == b""
+
+    run(scenario)

@@ -34,6 +34,7 @@ FORWARD_TIMEOUT = 2.0
 MAX_IN_FLIGHT = 1024
 CACHE_SIZE = 50_000
 TCP_IDLE = 10.0
+MAX_STREAMS = 256  # open TCP connections; clients fall back to UDP or retry
 # Bursts at line rate outrun one Python thread for a moment; a deep queue absorbs them.
 RECEIVE_BUFFER = 4 * 1024 * 1024
 QR_BIT = 0x80
@@ -235,6 +236,10 @@ class DnsServer:
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._streams) >= MAX_STREAMS:
+            log.warning("Closing a DNS TCP connection: %d are open already", MAX_STREAMS)
+            writer.close()
+            return
         self._streams.add(task)
         try:
             await serve_stream(reader, writer, self._answer_stream, self.tcp_idle)
