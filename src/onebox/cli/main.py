@@ -9,7 +9,10 @@ from typing import Annotated
 import typer
 
 from onebox.cli import compose as compose_cli
+from onebox.cli import compose as compose_cli
 from onebox.cli import machine as machine_cli
+from onebox.cli import stack as stack_cli
+from onebox.cli import template as template_cli
 from onebox.cli import stack as stack_cli
 from onebox.cli import template as template_cli
 from onebox.cli.output import emit_json, err, out, report, table, user_errors
@@ -20,6 +23,9 @@ from onebox.labs import lab as labs
 app = typer.Typer(help="onebox: a cloud on one computer.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(machine_cli.app, name="machine")
+app.add_typer(template_cli.app, name="template")
+app.add_typer(stack_cli.app, name="stack")
+app.add_typer(compose_cli.app, name="compose")
 app.add_typer(template_cli.app, name="template")
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(compose_cli.app, name="compose")
