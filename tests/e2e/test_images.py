@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from onebox.engine import Engine, Label
-from onebox.images import base, busybox, gateway, mirror
+from onebox.images import base, busybox, gateway, mirror, wheelhouse
 
 pytestmark = pytest.mark.engine
 
@@ -79,6 +79,10 @@ def test_gateway_image_has_onebox_and_its_dependencies(engine: Engine) -> None:
 
 
 def test_second_ensure_makes_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The checkout may be edited while tests run; one wheel for both calls keeps the
+    # gateway's inputs equal.
+    pinned = wheelhouse.project_wheel(lambda line: None)
+    monkeypatch.setattr(wheelhouse, "project_wheel", lambda report: pinned)
     first = {module: module.ensure(engine, lambda line: None) for module in (base, busybox)}
     first[gateway] = gateway.ensure(engine, lambda line: None)
     ids = {module: engine.require_image(tag).id for module, tag in first.items()}

@@ -63,7 +63,7 @@ def dependency_wheels(report: Report) -> Path:
         out = Path(scratch, "out")
         _pip("download", "--dest", str(out), *PLATFORM, *requirements)
         (out / ".complete").write_text("\n".join(requirements) + "\n")
-        out.rename(target)
+        _publish(out, target)
     log.info("Downloaded dependency wheels into %s", target)
     return target
 
@@ -86,7 +86,7 @@ def project_wheel(report: Report) -> Path:
             (source / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(checkout / path, source / path)
         _pip("wheel", "--no-deps", "--wheel-dir", str(out), str(source))
-        out.rename(target)
+        _publish(out, target)
     _prune(keep=target)
     return sorted(target.glob("onebox-*.whl"))[0]
 
@@ -143,6 +143,16 @@ def _pip(*args: str) -> None:
             "check that this host reaches the Python package index (`pip download "
             "--no-deps -d /tmp/probe docker`), then run `onebox images build` again",
         )
+
+
+def _publish(built: Path, target: Path) -> None:
+    """Moves a finished directory into place; when another process placed the same one
+    first, theirs stays."""
+    try:
+        built.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
 
 
 def _prune(keep: Path) -> None:
