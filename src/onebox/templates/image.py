@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ HASH_LABEL = "onebox.recipe.hash"
 # A registry that answers starts sending at once; here none answers, and a template
 # must not hang on it.
 PULL_PATIENCE = 4.0
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def recipe_tag(recipe: str) -> str:
@@ -161,11 +163,12 @@ def _follow(event: dict[str, Any], tag: str, tail: list[str], report: Report) ->
             f"Build of '{tag}' failed: {event['error'].strip()}\n  " + "\n  ".join(tail[-15:]),
             "read the lines above; a package name or a command is wrong",
         )
-    text = str(event.get("stream", "")).strip()
+    text = _ANSI.sub("", str(event.get("stream", ""))).strip()
     if not text:
         return
     tail.append(text)
     if text.startswith("Step "):
-        report(f"{tag}: {text}")
+        line = " ".join(text.split())
+        report(f"{tag}: {line[:90]}{'...' if len(line) > 90 else ''}")
     else:
         log.debug("build %s: %s", tag, text)

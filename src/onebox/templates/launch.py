@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from onebox.engine import Engine
-from onebox.errors import Conflict
+from onebox.errors import Conflict, OneboxError
 from onebox.labs.lab import Lab
 from onebox.templates import catalog, compose, interpolation, secret, stack
 
@@ -49,7 +49,12 @@ def run(
     secrets, new = secret.ensure(engine, lab.name, stack_name, template.secrets, test)
     variables = template.variables(stack_name, lab.domain, overrides, secrets)
     project = template.project(stack_name, variables)
-    info = stack.up(engine, lab, project, report, template.url_service, test)
+    try:
+        info = stack.up(engine, lab, project, report, template.url_service, test)
+    except OneboxError:
+        if new and not stack.containers(engine, lab, stack_name):
+            secret.remove(engine, lab.name, stack_name)  # nothing was made to use them
+        raise
     public = {k: v for k, v in variables.items() if k not in secrets}
     notes = interpolation.substitute(template.notes, public)
     return Launch(template, info, project.mapping(), secrets, new, notes)

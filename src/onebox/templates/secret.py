@@ -52,7 +52,9 @@ def ensure(
     return current, new
 
 
-def remove(engine: Engine, lab: str, stack: str) -> None:
+def remove(engine: Engine, lab: str, stack: str) -> int:
     filters = {"label": [f"{Label.LAB}={lab}", f"{Label.STACK}={stack}", f"{Label.ROLE}={ROLE}"]}
-    for volume in engine.client.volumes.list(filters=filters):
+    found = engine.client.volumes.list(filters=filters)
+    for volume in found:
         engine.client.api.remove_volume(volume.id, force=True)
+    return len(found)

@@ -20,7 +20,6 @@ from onebox.errors import InvalidInput, OperationFailed
 from onebox.labs.lab import Lab
 from onebox.machines import machine as machines
 from onebox.templates import image as images
-from onebox.templates import secret
 from onebox.templates.compose import Dependency, Project, Service
 
 log = logging.getLogger(__name__)
@@ -264,5 +263,4 @@ def down(engine: Engine, lab: Lab, stack: str, report: Report, volumes: bool = F
         report(f"Removing volume {volume.name}")
         engine.client.api.remove_volume(volume.id, force=True)
         removed += 1
-    secret.remove(engine, lab.name, stack)
     return removed
