@@ -64,6 +64,7 @@ def dependency_wheels(report: Report) -> Path:
         _pip("download", "--dest", str(out), *PLATFORM, *requirements)
         (out / ".complete").write_text("\n".join(requirements) + "\n")
         _publish(out, target)
+    _prune(keep=target)
     log.info("Downloaded dependency wheels into %s", target)
     return target
 
@@ -156,8 +157,9 @@ def _publish(built: Path, target: Path) -> None:
 
 
 def _prune(keep: Path) -> None:
-    """Keeps the newest few onebox wheels: another checkout may be building from one."""
-    builds = sorted(_wheels_dir().glob("onebox-*"), key=lambda p: p.stat().st_mtime)
+    """Keeps the newest few sets like `keep`: another checkout may be building from one."""
+    kind = keep.name.split("-", 1)[0]
+    builds = sorted(_wheels_dir().glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)
     for old in builds[:-KEEP_BUILDS]:
         if old != keep:
             shutil.rmtree(old, ignore_errors=True)
