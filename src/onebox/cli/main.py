@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from onebox.cli import compose as compose_cli
+from onebox.cli import dashboard as dashboard_cli
 from onebox.cli import compose as compose_cli
 from onebox.cli import machine as machine_cli
 from onebox.cli import stack as stack_cli
@@ -23,6 +24,7 @@ from onebox.labs import lab as labs
 app = typer.Typer(help="onebox: a cloud on one computer.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(machine_cli.app, name="machine")
+app.add_typer(dashboard_cli.app, name="dashboard")
 app.add_typer(template_cli.app, name="template")
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(compose_cli.app, name="compose")
@@ -62,6 +64,7 @@ def up(
         request = labs.UpRequest(name=lab, subnet=subnet, domain=domain, upstream=upstream,
                                  test=os.environ.get("ONEBOX_TEST") == "1")
         result, changed = labs.up(engine, request, report, image)
+        dashboard_cli.announce_admin(engine, result)
         if json_out:
             emit_json({**result.as_dict(), "changed": changed})
             return

@@ -81,7 +81,7 @@ class DashboardPlane:
             port=port,
             lifespan="off",
             log_level="warning",
-            ws="websockets",
+            ws="websockets-sansio",
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=2,

@@ -12,6 +12,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from onebox.dashboard.plane import DashboardPlane
 from onebox.dns.server import DnsServer
 from onebox.dns.zone import Zone
 from onebox.engine import Engine, connect
@@ -60,7 +61,7 @@ class DnsPlane:
 
 def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
     """Every data plane the gateway runs, DNS first so names answer soonest."""
-    return [DnsPlane(settings), ReverseProxyPlane(settings)]
+    return [DnsPlane(settings), ReverseProxyPlane(settings), DashboardPlane(settings, engine)]
 
 
 async def serve(settings: gateway_settings.Settings) -> None:
