@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -61,24 +62,18 @@ def remove_lab_objects(engine: Any, lab: str) -> None:
 
     label = {"label": f"onebox.lab={lab}"}
     for container in engine.client.containers.list(all=True, filters=label):
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             engine.client.api.remove_container(container.id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
     for volume in engine.client.volumes.list(filters=label):
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             engine.client.api.remove_volume(volume.id, force=True)
-        except docker.errors.NotFound:
-            pass
     for network in engine.client.networks.list(filters=label):
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             engine.client.api.remove_network(network.id)
-        except docker.errors.NotFound:
-            pass
 
 
 @dataclass
-class TestLab:
+class LabHandle:
     name: str
     info: dict[str, Any]
     upstream: Any  # the local stub DNS server that plays the outside world
@@ -92,7 +87,7 @@ class TestLab:
         return int(self.info["gateway"]["dns_port"])
 
     def cli(self, *args: str, check: bool = True) -> Result:
-        return onebox(*args, "--lab", self.name, check=check)
+        return onebox(*args, check=check, env={"ONEBOX_LAB": self.name})
 
 
 def free_subnet(engine: Any) -> str:
@@ -149,7 +144,7 @@ class ThreadedStub:
         self.thread.join(5)
 
 
-def make_lab(engine: Any) -> Iterator[TestLab]:
+def make_lab(engine: Any) -> Iterator[LabHandle]:
     import ipaddress
 
     name = new_name()
@@ -161,7 +156,7 @@ def make_lab(engine: Any) -> Iterator[TestLab]:
         info = onebox("up", "--lab", name, "--subnet", subnet, "--upstream",
                       f"{bridge}:{port}", "--json").json()
         stub.start(bridge, port)
-        yield TestLab(name=name, info=info, upstream=stub)
+        yield LabHandle(name=name, info=info, upstream=stub)
     finally:
         stub.close()
         onebox("destroy", "--lab", name, "--yes", check=False)
@@ -169,5 +164,5 @@ def make_lab(engine: Any) -> Iterator[TestLab]:
 
 
 @pytest.fixture(scope="module")
-def lab(engine: Any, busybox_image: str) -> Iterator[TestLab]:
+def lab(engine: Any, busybox_image: str) -> Iterator[LabHandle]:
     yield from make_lab(engine)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from tests.conftest import TestLab, make_lab, onebox
+from tests.conftest import LabHandle, make_lab, onebox
 from tests.e2e.dnsclient import addresses, ask
 
 
-def test_up_creates_network_and_gateway_at_fixed_address(lab: TestLab, engine: Any) -> None:
+def test_up_creates_network_and_gateway_at_fixed_address(lab: LabHandle, engine: Any) -> None:
     info = lab.info
     subnet = ipaddress.IPv4Network(info["subnet"])
     assert info["gateway"]["ip"] == str(subnet[2])
@@ -22,7 +22,7 @@ def test_up_creates_network_and_gateway_at_fixed_address(lab: TestLab, engine: A
     assert address == info["gateway"]["ip"]
 
 
-def test_status_json_names_the_lab_and_gateway_entry_points(lab: TestLab) -> None:
+def test_status_json_names_the_lab_and_gateway_entry_points(lab: LabHandle) -> None:
     status = lab.cli("status", "--json").json()
     assert status["lab"] == lab.name
     assert status["domain"] == lab.domain
@@ -32,19 +32,19 @@ def test_status_json_names_the_lab_and_gateway_entry_points(lab: TestLab) -> Non
     assert status["machines"] == [] or isinstance(status["machines"], list)
 
 
-def test_gateway_answers_dns_for_itself_on_the_host_port(lab: TestLab) -> None:
+def test_gateway_answers_dns_for_itself_on_the_host_port(lab: LabHandle) -> None:
     reply = ask(f"gateway.{lab.domain}", lab.dns_port)
     assert addresses(reply) == [lab.info["gateway"]["ip"]]
 
 
-def test_second_up_changes_nothing_and_says_so(lab: TestLab) -> None:
+def test_second_up_changes_nothing_and_says_so(lab: LabHandle) -> None:
     again = onebox("up", "--lab", lab.name)
     assert "nothing changed" in again.stdout
     assert onebox("up", "--lab", lab.name, "--json").json()["changed"] is False
 
 
 def test_two_labs_live_side_by_side_with_their_own_subnets_and_ports(
-        lab: TestLab, engine: Any) -> None:
+        lab: LabHandle, engine: Any) -> None:
     second_lab = make_lab(engine)
     other = next(second_lab)
     try:
@@ -58,7 +58,7 @@ def test_two_labs_live_side_by_side_with_their_own_subnets_and_ports(
         second_lab.close()
 
 
-def test_down_keeps_the_lab_and_up_brings_it_back(lab: TestLab, engine: Any) -> None:
+def test_down_keeps_the_lab_and_up_brings_it_back(lab: LabHandle, engine: Any) -> None:
     lab.cli("machine", "create", "keeper", "--image", "onebox/busybox:latest", "--",
             "httpd", "-f", "-p", "80")
     before = lab.cli("machine", "show", "keeper", "--json").json()

@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TestLab
+from tests.conftest import LabHandle
 from tests.e2e.dnsclient import addresses, ask, wait_for
 
 BASE = "onebox/base:bookworm"
 
 
 @pytest.fixture(scope="module")
-def pair(lab: TestLab) -> dict[str, Any]:
+def pair(lab: LabHandle) -> dict[str, Any]:
     first = lab.cli("machine", "create", "alpha", "--image", BASE, "--json").json()
     second = lab.cli("machine", "create", "beta", "--image", BASE, "--json").json()
     return {"alpha": first, "beta": second}
 
 
-def test_create_gives_an_address_in_the_subnet_and_a_fqdn(lab: TestLab, pair: dict) -> None:
+def test_create_gives_an_address_in_the_subnet_and_a_fqdn(lab: LabHandle, pair: dict) -> None:
     subnet = ipaddress.IPv4Network(lab.info["subnet"])
     alpha = pair["alpha"]
     assert ipaddress.IPv4Address(alpha["ip"]) in subnet
@@ -30,7 +30,7 @@ def test_create_gives_an_address_in_the_subnet_and_a_fqdn(lab: TestLab, pair: di
     assert pair["beta"]["ip"] != alpha["ip"]
 
 
-def test_ls_json_lists_name_ip_fqdn_state_image(lab: TestLab, pair: dict) -> None:
+def test_ls_json_lists_name_ip_fqdn_state_image(lab: LabHandle, pair: dict) -> None:
     listed = {m["name"]: m for m in lab.cli("machine", "ls", "--json").json()}
     assert {"alpha", "beta"} <= set(listed)
     for key in ("name", "ip", "fqdn", "state", "image"):
@@ -38,13 +38,13 @@ def test_ls_json_lists_name_ip_fqdn_state_image(lab: TestLab, pair: dict) -> Non
     assert listed["alpha"]["image"] == BASE
 
 
-def test_machine_hostname_resolver_and_search_domain(lab: TestLab, pair: dict) -> None:
+def test_machine_hostname_resolver_and_search_domain(lab: LabHandle, pair: dict) -> None:
     assert lab.cli("machine", "exec", "alpha", "--", "hostname").stdout.strip() == "alpha"
     resolv = lab.cli("machine", "exec", "alpha", "--", "cat", "/etc/resolv.conf").stdout
     assert f"search {lab.domain}" in resolv
 
 
-def test_other_machines_resolve_by_bare_name_and_fqdn(lab: TestLab, pair: dict) -> None:
+def test_other_machines_resolve_by_bare_name_and_fqdn(lab: LabHandle, pair: dict) -> None:
     beta_ip = pair["beta"]["ip"]
     bare = lab.cli("machine", "exec", "alpha", "--", "getent", "hosts", "beta").stdout
     assert bare.split()[0] == beta_ip
@@ -53,13 +53,13 @@ def test_other_machines_resolve_by_bare_name_and_fqdn(lab: TestLab, pair: dict) 
     assert full.split()[0] == beta_ip
 
 
-def test_dns_answers_machine_names_on_the_host_port(lab: TestLab, pair: dict) -> None:
+def test_dns_answers_machine_names_on_the_host_port(lab: LabHandle, pair: dict) -> None:
     assert addresses(ask(f"alpha.{lab.domain}", lab.dns_port)) == [pair["alpha"]["ip"]]
     assert addresses(ask(f"BETA.{lab.domain.upper()}", lab.dns_port, tcp=True)) == [
         pair["beta"]["ip"]]
 
 
-def test_address_survives_machine_restart_and_stop(lab: TestLab, pair: dict) -> None:
+def test_address_survives_machine_restart_and_stop(lab: LabHandle, pair: dict) -> None:
     lab.cli("machine", "restart", "alpha")
     assert lab.cli("machine", "show", "alpha", "--json").json()["ip"] == pair["alpha"]["ip"]
     stopped = lab.cli("machine", "stop", "beta", "--json").json()
@@ -72,7 +72,7 @@ def test_address_survives_machine_restart_and_stop(lab: TestLab, pair: dict) -> 
     lab.cli("machine", "rm", "gamma")
 
 
-def test_requested_address_is_used(lab: TestLab) -> None:
+def test_requested_address_is_used(lab: LabHandle) -> None:
     wanted = str(ipaddress.IPv4Network(lab.info["subnet"])[200])
     made = lab.cli("machine", "create", "fixed", "--image", BASE, "--ip", wanted,
                    "--json").json()
@@ -81,7 +81,7 @@ def test_requested_address_is_used(lab: TestLab) -> None:
     lab.cli("machine", "rm", "fixed")
 
 
-def test_remove_frees_the_address_and_the_name(lab: TestLab) -> None:
+def test_remove_frees_the_address_and_the_name(lab: LabHandle) -> None:
     made = lab.cli("machine", "create", "temp", "--image", BASE, "--json").json()
     lab.cli("machine", "rm", "temp")
     assert wait_for(f"temp.{lab.domain}", lab.dns_port, []) == []
@@ -90,21 +90,21 @@ def test_remove_frees_the_address_and_the_name(lab: TestLab) -> None:
     lab.cli("machine", "rm", "temp2")
 
 
-def test_exec_returns_the_command_exit_code(lab: TestLab, pair: dict) -> None:
+def test_exec_returns_the_command_exit_code(lab: LabHandle, pair: dict) -> None:
     result = lab.cli("machine", "exec", "alpha", "--", "sh", "-c", "echo out; exit 7",
                      check=False)
     assert result.code == 7
     assert result.stdout.strip() == "out"
 
 
-def test_logs_show_the_machine_output(lab: TestLab, busybox_image: str) -> None:
+def test_logs_show_the_machine_output(lab: LabHandle, busybox_image: str) -> None:
     lab.cli("machine", "create", "talker", "--image", busybox_image, "--", "sh", "-c",
             "echo hello-from-talker; exec sleep 3600")
     assert "hello-from-talker" in lab.cli("machine", "logs", "talker").stdout
     lab.cli("machine", "rm", "talker")
 
 
-def test_status_lists_every_machine(lab: TestLab, pair: dict) -> None:
+def test_status_lists_every_machine(lab: LabHandle, pair: dict) -> None:
     status = lab.cli("status", "--json").json()
     names = {m["name"] for m in status["machines"]}
     assert {"alpha", "beta"} <= names

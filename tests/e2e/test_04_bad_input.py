@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TestLab, onebox
+from tests.conftest import LabHandle, onebox
 
 BASE = "onebox/base:bookworm"
 
 
-def lab_containers(engine: Any, lab: TestLab) -> set[str]:
+def lab_containers(engine: Any, lab: LabHandle) -> set[str]:
     found = engine.client.containers.list(all=True, filters={"label": f"onebox.lab={lab.name}"})
     return {c.name for c in found}
 
@@ -27,7 +27,7 @@ def lab_containers(engine: Any, lab: TestLab) -> set[str]:
         ("gateway", "reserved"),
     ],
 )
-def test_invalid_names_are_refused_and_nothing_is_made(lab: TestLab, engine: Any, name: str,
+def test_invalid_names_are_refused_and_nothing_is_made(lab: LabHandle, engine: Any, name: str,
                                                       words: str) -> None:
     before = lab_containers(engine, lab)
     result = lab.cli("machine", "create", name, "--image", BASE, check=False)
@@ -36,12 +36,12 @@ def test_invalid_names_are_refused_and_nothing_is_made(lab: TestLab, engine: Any
     assert lab_containers(engine, lab) == before
 
 
-def test_empty_name_is_refused(lab: TestLab) -> None:
+def test_empty_name_is_refused(lab: LabHandle) -> None:
     result = lab.cli("machine", "create", "", "--image", BASE, check=False)
     assert result.code == 2 and "cannot be empty" in result.stderr
 
 
-def test_duplicate_name_is_refused(lab: TestLab, engine: Any) -> None:
+def test_duplicate_name_is_refused(lab: LabHandle, engine: Any) -> None:
     lab.cli("machine", "create", "twin", "--image", BASE)
     before = lab_containers(engine, lab)
     result = lab.cli("machine", "create", "twin", "--image", BASE, check=False)
@@ -55,7 +55,7 @@ def test_duplicate_name_is_refused(lab: TestLab, engine: Any) -> None:
     [("outside", 2, "outside the lab subnet"), ("reserved", 2, "reserved"),
      ("taken", 4, "taken by"), ("garbage", 2, "not an IPv4 address")],
 )
-def test_bad_addresses_are_refused(lab: TestLab, engine: Any, where: str, code: int,
+def test_bad_addresses_are_refused(lab: LabHandle, engine: Any, where: str, code: int,
                                    words: str) -> None:
     subnet = ipaddress.IPv4Network(lab.info["subnet"])
     address = {"outside": "192.0.2.77", "reserved": str(subnet[2]),
@@ -72,7 +72,7 @@ def test_bad_addresses_are_refused(lab: TestLab, engine: Any, where: str, code: 
         lab.cli("machine", "rm", "holder")
 
 
-def test_missing_image_is_refused(lab: TestLab, engine: Any) -> None:
+def test_missing_image_is_refused(lab: LabHandle, engine: Any) -> None:
     before = lab_containers(engine, lab)
     result = lab.cli("machine", "create", "ghost", "--image", "obtest-no-such-image:1",
                      check=False)
@@ -81,7 +81,7 @@ def test_missing_image_is_refused(lab: TestLab, engine: Any) -> None:
 
 
 def test_command_that_exits_at_once_removes_the_machine_and_frees_the_address(
-        lab: TestLab, engine: Any) -> None:
+        lab: LabHandle, engine: Any) -> None:
     before = lab_containers(engine, lab)
     result = lab.cli("machine", "create", "quitter", "--image", BASE, "--", "sh", "-c",
                      "echo going away; exit 3", check=False)
@@ -98,14 +98,14 @@ def test_command_that_exits_at_once_removes_the_machine_and_frees_the_address(
     lab.cli("machine", "rm", "probe")
 
 
-def test_unknown_machine_and_unknown_lab_say_how_to_list(lab: TestLab) -> None:
+def test_unknown_machine_and_unknown_lab_say_how_to_list(lab: LabHandle) -> None:
     result = lab.cli("machine", "stop", "nosuch", check=False)
     assert result.code == 3 and "onebox machine ls" in result.stderr
     result = onebox("status", "--lab", "obtest-no-such-lab", check=False)
     assert result.code == 3 and "onebox up --lab obtest-no-such-lab" in result.stderr
 
 
-def test_overlapping_subnet_is_refused_naming_the_owner(lab: TestLab) -> None:
+def test_overlapping_subnet_is_refused_naming_the_owner(lab: LabHandle) -> None:
     result = onebox("up", "--lab", "obtest-overlap", "--subnet", lab.info["subnet"],
                     check=False)
     assert result.code == 4

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TestLab
+from tests.conftest import LabHandle
 from tests.e2e.dnsclient import wait_for
 
 BASE = "onebox/base:bookworm"
@@ -30,7 +30,7 @@ def wait_for_engine(engine: Any, seconds: float = 60) -> None:
     raise AssertionError("the Docker engine did not come back; see /var/log/onebox/dockerd.log")
 
 
-def test_gateway_restart_keeps_addresses_and_records_come_back(lab: TestLab,
+def test_gateway_restart_keeps_addresses_and_records_come_back(lab: LabHandle,
                                                                engine: Any) -> None:
     made = lab.cli("machine", "create", "steady", "--image", BASE, "--json").json()
     engine.client.containers.get(f"{lab.name}_gateway").restart(timeout=5)
@@ -40,7 +40,7 @@ def test_gateway_restart_keeps_addresses_and_records_come_back(lab: TestLab,
 
 
 @pytest.mark.skipif(not PIDFILE.exists(), reason="dockerd was not started by onebox's setup")
-def test_dockerd_restart_keeps_addresses_and_records_come_back(lab: TestLab,
+def test_dockerd_restart_keeps_addresses_and_records_come_back(lab: LabHandle,
                                                                engine: Any) -> None:
     made = lab.cli("machine", "create", "survivor", "--image", BASE, "--json").json()
     pid = int(PIDFILE.read_text())

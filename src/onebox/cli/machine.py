@@ -45,7 +45,7 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 def create(
     name: NameArg,
     command: Annotated[list[str] | None, typer.Argument(help="Command to run (after --).")
@@ -144,7 +144,7 @@ def rename(name: NameArg, new_name: NameArg, lab: LabOption = "default",
                "renamed")
 
 
-@app.command("exec", context_settings={"allow_interspersed_args": False})
+@app.command("exec")
 def exec_(
     name: NameArg,
     command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],

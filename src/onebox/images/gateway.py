@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from collections import deque
@@ -35,7 +36,12 @@ Report = Callable[[str], None]
 
 def ensure(engine: Engine, report: Report, force: bool = False) -> str:
     """Returns GATEWAY_IMAGE, building it first when its build context has changed since the
-    image was built (or when forced, then without Docker's cache)."""
+    image was built (or when forced, then without Docker's cache). ONEBOX_GATEWAY_IMAGE names
+    a ready image to use instead, with no build: for pinning a known-good gateway."""
+    pinned = os.environ.get("ONEBOX_GATEWAY_IMAGE")
+    if pinned and not force:
+        engine.require_image(pinned)
+        return pinned
     base.ensure(engine, report)
     with build_lock("gateway"), tempfile.TemporaryDirectory(dir=cache_dir()) as scratch:
         context = Path(scratch)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ class Lab:
     gateway_ip: ipaddress.IPv4Address
     ports: dict[str, int] = field(default_factory=dict)
     bind: str = "127.0.0.1"
+    allow: tuple[str, ...] = ()  # client networks the forward proxy serves when shared
     upstream: str = ""
     gateway_state: str = "missing"
     gateway_health: str = "unknown"
@@ -54,6 +56,7 @@ class Lab:
                 "state": self.gateway_state,
                 "health": self.gateway_health,
                 "bind": self.bind,
+                "allow": list(self.allow),
                 "upstream": self.upstream or "host resolvers",
                 **{f"{name}_port": port for name, port in self.ports.items()},
                 "pac_url": f"http://{host}:{self.ports.get('proxy', 0)}/proxy.pac",
@@ -94,6 +97,7 @@ def _from_docker(network: Network, gateway: Container | None) -> Lab:
         glabels = gateway.labels
         lab.ports = {k: int(v) for k, v in json.loads(glabels.get(Label.PORTS, "{}")).items()}
         lab.bind = glabels.get(Label.BIND, "127.0.0.1")
+        lab.allow = tuple(a for a in glabels.get(Label.ALLOW, "").split(",") if a)
         lab.upstream = glabels.get(Label.UPSTREAM, "")
         lab.gateway_state = gateway.status
         health = gateway.attrs.get("State", {}).get("Health") or {}
@@ -115,7 +119,8 @@ class UpRequest:
     subnet: str | None = None
     domain: str | None = None
     upstream: str | None = None
-    bind: str = "127.0.0.1"
+    bind: str | None = None  # None keeps the gateway's (loopback for a new one)
+    allow: tuple[str, ...] | None = None  # None keeps the gateway's (none for a new one)
     test: bool = False  # marks every object for the test suite's own clean-up
 
 
@@ -133,7 +138,34 @@ def up(engine: Engine, request: UpRequest, report: Report, gateway_image: str) -
         lab = _from_docker(network, None)
         changed |= _ensure_gateway(engine, lab, request, report, gateway_image)
         changed |= _start_machines(engine, name, report)
+        ready = load(engine, name)
+        if changed:
+            wait_until_answering(ready, report)
         return load(engine, name), changed
+
+
+def wait_until_answering(lab: Lab, report: Report, seconds: float = 60.0) -> None:
+    """Waits until the gateway answers DNS on its host port: the sign that its planes
+    have started. A gateway that never answers is an error that names its logs."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    port = lab.ports.get("dns")
+    if not port:
+        return
+    host = "127.0.0.1" if lab.bind == "0.0.0.0" else lab.bind
+    query = dns.message.make_query(f"gateway.{lab.domain}", "A")
+    deadline = time.monotonic() + seconds
+    report("Waiting for the gateway to answer")
+    while time.monotonic() < deadline:
+        try:
+            dns.query.udp(query, host, port=port, timeout=0.5)
+            return
+        except (OSError, dns.exception.DNSException):
+            time.sleep(0.2)
+    raise OperationFailed(f"The gateway of lab '{lab.name}' did not answer DNS within "
+                          f"{seconds:.0f} s", f"read its log: `docker logs {lab.name}_gateway`")
 
 
 def _check_same_settings(network: Network, request: UpRequest) -> None:
@@ -194,45 +226,73 @@ def _ensure_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report
                     image: str) -> bool:
     current = engine.gateway(lab.name)
     image_id = engine.require_image(image).id
-    if current is not None and _gateway_matches(current, image_id, request):
+    _keep_sharing(request, current)
+    if current is None:
+        _create_gateway(engine, lab, request, report, image)
+        return True
+    reason = _gateway_difference(current, image_id, request)
+    if reason is None:
         if current.status == "running":
             return False
         report(f"Starting gateway {current.name}")
         current.start()
         return True
-    if current is not None:
-        report(f"Replacing gateway {current.name} (new image or settings)")
-        remove_quietly(current)
-    _create_gateway(engine, lab, request, report, image)
+    report(f"Replacing gateway {current.name}: {reason}")
+    kept_ports = json.loads(current.labels.get(Label.PORTS, "{}")) or None
+    if request.upstream is None:  # an `up` that does not name one keeps the current one
+        request.upstream = current.labels.get(Label.UPSTREAM, "")
+    remove_quietly(current)
+    _create_gateway(engine, lab, request, report, image, kept_ports)
     return True
 
 
-def _gateway_matches(gateway: Container, image_id: str, request: UpRequest) -> bool:
+def _gateway_difference(gateway: Container, image_id: str, request: UpRequest) -> str | None:
+    """Why the running gateway does not match the request, or None when it does."""
     labels = gateway.labels
-    upstream = request.upstream if request.upstream is not None else labels.get(Label.UPSTREAM)
-    same_image = gateway.attrs.get("Image") == image_id
-    return same_image and labels.get(Label.BIND) == request.bind and labels.get(
-        Label.UPSTREAM) == upstream
+    if gateway.attrs.get("Image") != image_id:
+        return "a newer gateway image"
+    if labels.get(Label.BIND) != request.bind:
+        return f"entry points move to {request.bind}"
+    if labels.get(Label.ALLOW, "") != ",".join(request.allow or ()):
+        return "allowed client networks change"
+    if request.upstream is not None and labels.get(Label.UPSTREAM) != request.upstream:
+        return f"DNS upstream becomes {request.upstream or 'the host resolvers'}"
+    return None
+
+
+def _keep_sharing(request: UpRequest, gateway: Container | None) -> None:
+    """Fills in the bind address and client networks an `up` leaves out: a shared lab
+    stays shared until `onebox share --off`."""
+    labels = gateway.labels if gateway is not None else {}
+    if request.bind is None:
+        request.bind = labels.get(Label.BIND, "127.0.0.1")
+    if request.allow is None:
+        request.allow = tuple(a for a in labels.get(Label.ALLOW, "").split(",") if a)
 
 
 def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report,
-                    image: str) -> Container:
-    used = [p for other in list_labs(engine) if other.name != lab.name
-            for p in other.ports.values()]
-    ports = portmap.choose(request.bind, used)
+                    image: str, ports: dict[str, int] | None = None) -> Container:
+    """Creates and starts the gateway; `ports` keeps a replaced gateway's host ports."""
+    bind, allow = request.bind or "127.0.0.1", ",".join(request.allow or ())
+    if not ports or set(ports) != set(portmap.ENTRY_POINTS):
+        used = [p for other in list_labs(engine) if other.name != lab.name
+                for p in other.ports.values()]
+        ports = portmap.choose(bind, used)
     upstream = request.upstream or ""
     labels = {Label.LAB: lab.name, Label.ROLE: ROLE_GATEWAY, Label.PORTS: json.dumps(ports),
-              Label.BIND: request.bind, Label.UPSTREAM: upstream, Label.IP: str(lab.gateway_ip)}
+              Label.BIND: bind, Label.ALLOW: allow, Label.UPSTREAM: upstream,
+              Label.IP: str(lab.gateway_ip)}
     if request.test:
         labels[Label.TEST] = "1"
     published: dict[str, tuple[str, int]] = {}
     for entry, (_, inner, protocols) in portmap.ENTRY_POINTS.items():
         for protocol in protocols:
-            published[f"{inner}/{protocol}"] = (request.bind, ports[entry])
+            published[f"{inner}/{protocol}"] = (bind, ports[entry])
     environment = {"ONEBOX_LAB": lab.name, "ONEBOX_DOMAIN": lab.domain,
                    "ONEBOX_SUBNET": str(lab.subnet), "ONEBOX_UPSTREAM": upstream,
                    "ONEBOX_GATEWAY_IP": str(lab.gateway_ip),
-                   "ONEBOX_PORTS": json.dumps(ports), "ONEBOX_BIND": request.bind}
+                   "ONEBOX_PORTS": json.dumps(ports), "ONEBOX_BIND": bind,
+                   "ONEBOX_ALLOW": allow}
     name = container_name(lab.name, "gateway")
     report(f"Creating gateway {name} at {lab.gateway_ip}")
     try:

@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 # A machine whose command ends within this time is taken as failed to start.
 SETTLE_SECONDS = 1.0
-IDLE_COMMAND = ["sleep", "infinity"]
+# What a machine runs when its image offers only a shell: it stays up, like a computer.
+# A number rather than `infinity`, which busybox's sleep does not take.
+IDLE_COMMAND = ["sleep", "2147483647"]
+SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "ash", "/bin/ash"}
 
 
 @dataclass
@@ -138,9 +141,8 @@ def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
     _check_web_port(request.web_port)
     image = engine.require_image(request.image)
     command = list(request.command)
-    if not command and request.entrypoint is None and not image.attrs.get("Config", {}).get(
-            "Cmd") and not image.attrs.get("Config", {}).get("Entrypoint"):
-        command = IDLE_COMMAND
+    if not command and request.entrypoint is None:
+        command = _default_command(image.attrs.get("Config") or {})
     with lab_lock(lab.name):
         _check_unused(engine, lab, name)
         taken = taken_addresses(engine, lab)
@@ -156,6 +158,17 @@ def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
         return describe(lab, engine.client.containers.get(container.id))
     _start_and_settle(container, name)
     return describe(lab, engine.client.containers.get(container.id))
+
+
+def _default_command(config: dict[str, Any]) -> list[str]:
+    """The image's own command, unless it has none or only a shell, which would exit at
+    once without a terminal: then the machine idles."""
+    if config.get("Entrypoint"):
+        return []
+    cmd = config.get("Cmd") or []
+    if not cmd or (len(cmd) == 1 and cmd[0] in SHELLS):
+        return IDLE_COMMAND
+    return []
 
 
 def _check_web_port(port: int) -> None:
