@@ -19,7 +19,9 @@ from onebox.engine import Engine, connect
 from onebox.gateway import settings as gateway_settings
 from onebox.gateway.plane import Plane
 from onebox.gateway.watcher import MachineView, Watcher
+from onebox.proxy.forward import ForwardPlane
 from onebox.proxy.reverse import ReverseProxyPlane, url_name
+from onebox.proxy.socks import SocksPlane
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ class DnsPlane:
 
 def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
     """Every data plane the gateway runs, DNS first so names answer soonest."""
-    return [DnsPlane(settings), ReverseProxyPlane(settings), DashboardPlane(settings, engine)]
+    return [DnsPlane(settings), ReverseProxyPlane(settings), DashboardPlane(settings, engine),
+            ForwardPlane(settings), SocksPlane(settings)]
 
 
 async def serve(settings: gateway_settings.Settings) -> None:

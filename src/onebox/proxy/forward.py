@@ -10,33 +10,17 @@ import asyncio
 import enum
 import ipaddress
 import logging
-import os
 from collections.abc import Mapping
-from typing import cast
 
 from onebox.gateway.settings import Settings
-from onebox.gateway.watcher import MachineView
 from onebox.proxy import pac
 from onebox.proxy import policy as policies
-from onebox.proxy.relay import (
-    HIGH_WATER,
-    LOW_WATER,
-    ConnectFailed,
-    Limits,
-    Orphan,
-    Splice,
-    Upstream,
-    connect,
-    handoff,
-    pause,
-    peer_host,
-)
+from onebox.proxy.relay import ConnectFailed, ProxyPlane, ProxyServer, Side, Upstream, pause
 
 log = logging.getLogger(__name__)
 
 PORT = 3128
 MAX_HEAD = 64 * 1024
-IDLE_SWEEP = 60.0  # a keep-alive connection idle for one to two sweeps is closed
 HOP_BY_HOP = frozenset(
     (
         b"connection",
@@ -74,11 +58,11 @@ class HttpError(Exception):
 
 
 class State(enum.Enum):
+    """Where a client connection is in its current request (a tunnel leaves requests)."""
+
     HEAD = 1  # waiting for a request head
     BODY = 2  # passing a request body on
     WAIT = 3  # request sent; waiting for the end of the response
-    TUNNEL = 4  # CONNECT or an upgraded connection: bytes both ways
-    CLOSED = 5
 
 
 class Body(enum.Enum):
@@ -226,66 +210,34 @@ def error_response(status: int, reason: str) -> bytes:
     ).encode() + body
 
 
-class ForwardProxy:
-    """The listener and what its connections share: the policy, limits, counters."""
+class ForwardProxy(ProxyServer):
+    """The HTTP proxy's listener; it also serves the PAC file."""
+
+    kind = "HTTP forward proxy"
 
     def __init__(
         self, policy: policies.Policy, *, max_per_client: int, pac_fallback: str = ""
     ) -> None:
-        self.policy = policy
-        self.limits = Limits(max_per_client)
+        super().__init__(policy, max_per_client=max_per_client)
         self.pac_fallback = pac_fallback
-        self.clients: set[Client] = set()
-        self.server: asyncio.AbstractServer | None = None
-        self.port = 0
         self.requests = 0
-        self.refusals = 0
-        self._sweeper: asyncio.TimerHandle | None = None
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: Client(self), host, port, backlog=1024, reuse_port=reuse_port or None
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
-        self._sweeper = loop.call_later(IDLE_SWEEP, self._sweep)
-        log.info("Serving the HTTP forward proxy on %s:%d", host, self.port)
-
-    async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        if self.server is not None:
-            self.server.close()
-        for client in list(self.clients):
-            client.close()
-        if self.server is not None:
-            await self.server.wait_closed()
+    def make_client(self) -> Side:
+        return Client(self)
 
     def pac(self, host_header: str) -> bytes:
         proxy = host_header if pac.valid_proxy_address(host_header) else self.pac_fallback
         p = self.policy
         return pac.render(p.domain, p.subnet, proxy).encode()
 
-    def _sweep(self) -> None:
-        for client in list(self.clients):
-            if client.state is State.HEAD and not client.touched:
-                client.close()
-            client.touched = False
-        self._sweeper = asyncio.get_running_loop().call_later(IDLE_SWEEP, self._sweep)
 
-
-class Client(asyncio.Protocol):
+class Client(Side):
     """One client connection: requests in, responses out, or a tunnel after CONNECT."""
 
     def __init__(self, proxy: ForwardProxy) -> None:
+        super().__init__(proxy.limits, proxy.clients)
         self.proxy = proxy
-        self.transport: asyncio.Transport | None = None
-        self.host = ""
-        self.counted = False
-        self.touched = True
         self.state = State.HEAD
-        self.client_eof = False
-        self.upstream_eof_seen = False
         self.buffer = b""
         # The request being sent.
         self.body = Body.NONE
@@ -294,14 +246,8 @@ class Client(asyncio.Protocol):
         self.keep = True
         self.head_request = False
         self.upgrade = False
-        # The connection to the lab machine.
-        self.upstream: Upstream | None = None
-        self.up_transport: asyncio.Transport | None = None
         self.upstream_key: tuple[ipaddress.IPv4Address, int] | None = None
         self.replay: bytes | None = None
-        self.queued: list[bytes] = []
-        self.opening: asyncio.Task[None] | None = None
-        self.splice: Splice | None = None
         # The response coming back.
         self.response = Body.NONE
         self.response_head = b""
@@ -312,28 +258,17 @@ class Client(asyncio.Protocol):
     # -- client side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
-        self.host = peer_host(transport)
-        self.proxy.clients.add(self)
+        super().connection_made(transport)
         decision = self.proxy.policy.client(self.host)
         if not decision.allowed:
-            self._fail(HttpError(403, decision.reason))
-            return
-        if not self.proxy.limits.acquire(self.host):
-            self._fail(
-                HttpError(
-                    429,
-                    f"client {self.host} has {self.proxy.limits.maximum} "
-                    "connections open already",
-                )
-            )
-            return
-        self.counted = True
+            self.fail(HttpError(403, decision.reason))
+        elif not self.admit():
+            limit = self.limits.maximum
+            self.fail(HttpError(429, f"client {self.host} has {limit} connections open"))
 
     def data_received(self, data: bytes) -> None:
-        if self.state is State.TUNNEL:
-            self._to_upstream(data)
+        if self.tunneling:
+            self.to_upstream(data)
             return
         self.touched = True
         try:
@@ -346,42 +281,17 @@ class Client(asyncio.Protocol):
             elif len(self.buffer) > MAX_HEAD:
                 pause(self.transport, True)
         except HttpError as error:
-            self._fail(error)
+            self.fail(error)
+
+    def idle(self) -> bool:
+        return self.state is State.HEAD and not self.tunneling
 
     def eof_received(self) -> bool:
+        if self.tunneling:
+            return super().eof_received()
         self.client_eof = True
-        if self.state is State.TUNNEL and self.up_transport is not None:
-            if self.upstream_eof_seen:
-                self._drop_upstream()
-                return False
-            self.up_transport.write_eof()
-            return True
         # A client may half-close after its request; the answer still goes.
         return self.state is State.WAIT
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.splice is not None:
-            return  # the tunnel lives on in the kernel; _spliced_closed ends it
-        self.state = State.CLOSED
-        self.proxy.clients.discard(self)
-        if self.counted:
-            self.proxy.limits.release(self.host)
-            self.counted = False
-        if self.opening is not None:
-            self.opening.cancel()
-        self._drop_upstream()
-
-    def pause_writing(self) -> None:
-        pause(self.up_transport, True)
-
-    def resume_writing(self) -> None:
-        pause(self.up_transport, False)
-
-    def close(self) -> None:
-        if self.splice is not None:
-            self.splice.close()
-        elif self.transport is not None:
-            self.transport.close()
 
     # -- requests
 
@@ -417,14 +327,13 @@ class Client(asyncio.Protocol):
             f"HTTP/1.1 200 OK\r\nContent-Type: {pac.CONTENT_TYPE}\r\n"
             f"Content-Length: {len(body)}\r\nCache-Control: no-cache\r\n\r\n"
         ).encode()
-        self._write(head + (b"" if request.method == b"HEAD" else body))
+        self.write(head + (b"" if request.method == b"HEAD" else body))
         if not request.keep_alive():
             self.close()
 
     def _forward(self, request: Request, rest: bytes) -> None:
         authority, slash, path = request.target[7:].partition(b"/")
-        authority_text = authority.decode("ascii", "replace")
-        host, port = split_authority(authority_text, 80)
+        host, port = split_authority(authority.decode("ascii", "replace"), 80)
         address = self._decide(host, port)
         self.keep = request.keep_alive()
         self.head_request = request.method == b"HEAD"
@@ -438,7 +347,7 @@ class Client(asyncio.Protocol):
         # a request that changes nothing is sent again once on a new connection.
         safe = request.method in (b"GET", b"HEAD", b"OPTIONS") and self.body is Body.NONE
         self.replay = head if reused and safe else None
-        self._to_upstream(head)
+        self.to_upstream(head)
         self.state = State.BODY if self.body is not Body.NONE else State.WAIT
         if rest:
             self._send_body(rest) if self.state is State.BODY else self._keep(rest)
@@ -446,35 +355,34 @@ class Client(asyncio.Protocol):
     def _tunnel(self, request: Request, rest: bytes) -> None:
         host, port = split_authority(request.target.decode("ascii", "replace"), None)
         address = self._decide(host, port)
+        self.open_upstream(address, port)
         self.upstream_key = None  # a tunnel never goes back to requests
-        self._ensure_upstream(address, port, established=True)
-        self.state = State.TUNNEL
+        self.tunneling = True
         if rest:
-            self._to_upstream(rest)
+            self.to_upstream(rest)
 
     def _decide(self, host: str, port: int) -> ipaddress.IPv4Address:
         decision = self.proxy.policy.destination(host, port)
         if decision.address is None:
             self.proxy.refusals += 1
-            raise HttpError(
-                403 if decision.verdict is policies.Verdict.REFUSE else 502, decision.reason
-            )
+            status = 403 if decision.verdict is policies.Verdict.REFUSE else 502
+            raise HttpError(status, decision.reason)
         return decision.address
 
     def _send_body(self, data: bytes) -> None:
         if self.body is Body.LENGTH:
             if len(data) < self.body_left:
                 self.body_left -= len(data)
-                self._to_upstream(data)
+                self.to_upstream(data)
                 return
             cut = self.body_left
         else:
             assert self.body_chunks is not None
             cut = self.body_chunks.feed(data)
             if cut < 0:
-                self._to_upstream(data)
+                self.to_upstream(data)
                 return
-        self._to_upstream(data[:cut])
+        self.to_upstream(data[:cut])
         self.state = State.WAIT
         if cut < len(data):
             self._keep(data[cut:])
@@ -487,115 +395,62 @@ class Client(asyncio.Protocol):
 
     # -- the upstream connection
 
-    def _ensure_upstream(
-        self, address: ipaddress.IPv4Address, port: int, established: bool = False
-    ) -> bool:
+    def _ensure_upstream(self, address: ipaddress.IPv4Address, port: int) -> bool:
         """Opens a connection unless the one open goes there already (then True)."""
         key = (address, port)
-        if self.upstream is not None and self.upstream_key == key and not established:
+        if self.upstream is not None and self.upstream_key == key:
             return True
-        self._drop_upstream()
-        self.upstream_key = None if established else key
-        self.opening = asyncio.get_running_loop().create_task(
-            self._open(address, port, established)
-        )
+        self.open_upstream(address, port)
+        self.upstream_key = key
         return False
 
-    async def _open(self, address: ipaddress.IPv4Address, port: int, established: bool) -> None:
-        try:
-            upstream = await connect(self, address, port)
-        except ConnectFailed as failure:
-            self._fail(HttpError(CONNECT_FAILURES[failure.kind], failure.reason))
-            return
-        finally:
-            if self.opening is asyncio.current_task():
-                self.opening = None
-        if self.state is State.CLOSED:
-            upstream.close()
-            return
-        self.upstream, self.up_transport = upstream, upstream.transport
-        if established:
-            self._write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        queued, self.queued = self.queued, []
-        for data in queued:
-            self._to_upstream(data)
-        if established:
-            # uvloop sends writes at the end of the loop's turn; the handoff waits for that.
-            asyncio.get_running_loop().call_soon(self._handoff, 3)
+    def connected(self, upstream: Upstream) -> None:
+        if self.tunneling:
+            self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
-    def _handoff(self, tries: int) -> None:
-        if self.state is not State.TUNNEL or self.upstream is None or self.transport is None:
-            return
-        self.splice = handoff(self.transport, self.upstream, self._spliced_closed)
-        if self.splice is None and tries > 1:
-            asyncio.get_running_loop().call_soon(self._handoff, tries - 1)
+    def connect_failed(self, failure: ConnectFailed) -> None:
+        self.fail(HttpError(CONNECT_FAILURES[failure.kind], failure.reason))
 
-    def _spliced_closed(self) -> None:
-        self.splice = None
-        self.upstream = self.up_transport = None
-        self.connection_lost(None)
-
-    def _to_upstream(self, data: bytes) -> None:
-        if self.up_transport is not None:
-            self.up_transport.write(data)
-        else:
-            self.queued.append(data)
-
-    def _drop_upstream(self) -> None:
-        if self.upstream is not None:
-            self.upstream.owner = Orphan()
-            self.upstream.close()
-        self.upstream = self.up_transport = None
+    def drop_upstream(self) -> None:
+        super().drop_upstream()
         self.upstream_key = None
-        self.queued = []
 
-    # -- what the upstream sends back (called by Upstream)
+    # -- what the upstream sends back
 
     def upstream_data(self, data: bytes) -> None:
-        if self.state is State.TUNNEL:
-            self._write(data)
+        if self.tunneling:
+            self.write(data)
             return
         try:
             self._response(data)
         except HttpError as error:
             log.debug("Bad response from %s: %s", self.upstream_key, error.reason)
-            self._drop_upstream()
+            self.drop_upstream()
             self.close()
-
-    def upstream_eof(self) -> bool:
-        self.upstream_eof_seen = True
-        if self.state is not State.TUNNEL or self.transport is None or self.client_eof:
-            return False  # the connection closes; upstream_lost decides what follows
-        if not self.transport.is_closing():
-            self.transport.write_eof()
-        return True
 
     def upstream_lost(self) -> None:
         key, replay = self.upstream_key, self.replay
         self.upstream = self.up_transport = None
         self.upstream_key = self.replay = None
-        if self.state is State.CLOSED or self.state is State.HEAD:
+        if self.closed or (self.state is State.HEAD and not self.tunneling):
             return  # an idle kept connection ended
-        if self.response is Body.UNTIL_CLOSE or self.state is State.TUNNEL:
+        if self.response is Body.UNTIL_CLOSE or self.tunneling:
             self.close()
             return
         if self.response is Body.NONE and not self.response_head:
             if replay is not None and key is not None:
                 self._ensure_upstream(*key)
-                self._to_upstream(replay)
+                self.to_upstream(replay)
                 return
             target = f"{key[0]}:{key[1]}" if key else "the machine"
-            self._fail(HttpError(502, f"{target} closed the connection without answering"))
+            self.fail(HttpError(502, f"{target} closed the connection without answering"))
             return
         self.close()  # cut off in the middle of a response: the client sees it end early
-
-    def upstream_paused(self, paused: bool) -> None:
-        pause(self.transport, paused)
 
     def _response(self, data: bytes) -> None:
         pieces: list[bytes] = []
         pos = 0
-        while pos < len(data) and self.state is not State.TUNNEL:
+        while pos < len(data) and not self.tunneling:
             if self.response is Body.NONE:
                 pos = self._response_head(data, pos, pieces)
             elif self.response is Body.LENGTH:
@@ -616,10 +471,10 @@ class Client(asyncio.Protocol):
             else:
                 pieces.append(data[pos:] if pos else data)
                 pos = len(data)
-        if pos < len(data) and self.state is State.TUNNEL:
+        if pos < len(data) and self.tunneling:
             pieces.append(data[pos:])
         if pieces:
-            self._write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            self.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def _response_head(self, data: bytes, pos: int, pieces: list[bytes]) -> int:
         """Reads a response head from data[pos:]; returns where its body starts."""
@@ -632,7 +487,7 @@ class Client(asyncio.Protocol):
             return len(data)
         consumed = end + 4 - len(self.response_head)
         head, self.response_head = buffered[: end + 4], b""
-        if self.state is not State.WAIT and self.state is not State.BODY:
+        if self.state is State.HEAD:
             raise HttpError(502, "response with no request")
         head, complete = self._frame(head)
         pieces.append(head)
@@ -650,11 +505,12 @@ class Client(asyncio.Protocol):
         status = int(first[1])
         self.replay = None
         tokens = _tokens(_header(lower, b"connection"))
-        self.upstream_keep = (
-            b"close" not in tokens if first[0] == b"HTTP/1.1" else b"keep-alive" in tokens
-        )
+        if first[0] == b"HTTP/1.1":
+            self.upstream_keep = b"close" not in tokens
+        else:
+            self.upstream_keep = b"keep-alive" in tokens
         if status == 101 and self.upgrade:
-            self.state = State.TUNNEL
+            self.tunneling = True
             self.response = Body.UNTIL_CLOSE
             return head, False
         if 100 <= status < 200:
@@ -681,45 +537,38 @@ class Client(asyncio.Protocol):
     def _response_done(self, pieces: list[bytes]) -> None:
         self.response = Body.NONE
         if not self.upstream_keep:
-            self._drop_upstream()
-        if not self.keep or self.state is State.BODY:
+            self.drop_upstream()
+        if not self.keep or self.state is State.BODY or self.client_eof:
             # An answer before the whole body was sent leaves the rest unread: close too.
             self._write_and_close(pieces)
             return
         self.state = State.HEAD
-        if self.client_eof:
-            self._write_and_close(pieces)
-        elif self.buffer:
+        if self.buffer:
             # After this response is written, so that an error answer cannot overtake it.
             asyncio.get_running_loop().call_soon(self._resume_requests)
 
     def _write_and_close(self, pieces: list[bytes]) -> None:
         if pieces:
-            self._write(b"".join(pieces))
+            self.write(b"".join(pieces))
             pieces.clear()
         self.close()
-        self.state = State.CLOSED
+        self.closed = True
 
     def _resume_requests(self) -> None:
-        if self.state is not State.HEAD:
+        if self.state is not State.HEAD or self.closed:
             return
         pause(self.transport, False)
         try:
             self._next_request()
         except HttpError as error:
-            self._fail(error)
+            self.fail(error)
 
-    # -- answers
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def _fail(self, error: HttpError) -> None:
+    def fail(self, error: HttpError) -> None:
+        """Answers with the error and closes."""
         log.debug("Answered %s with %d: %s", self.host, error.status, error.reason)
-        self._write(error_response(error.status, error.reason))
+        self.write(error_response(error.status, error.reason))
         self.close()
-        self.state = State.CLOSED
+        self.closed = True
 
 
 def _persistent(head: bytes) -> bytes:
@@ -735,31 +584,17 @@ def _persistent(head: bytes) -> bytes:
     return b"\r\n".join([status, *kept]) + b"\r\n\r\n"
 
 
-def machines_of(views: list[MachineView]) -> list[policies.Machine]:
-    return [policies.Machine(v.name, v.ip, v.running, v.urls) for v in views]
-
-
-class ForwardPlane:
+class ForwardPlane(ProxyPlane):
     """The HTTP forward proxy and PAC file as a gateway plane."""
 
     name = "forward proxy"
+    port = PORT
 
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        self.policy = policies.from_environment(
-            settings.domain, settings.subnet, settings.gateway_ip, env
-        )
+        super().__init__(settings, environ)
         host = "127.0.0.1" if settings.bind == "0.0.0.0" else settings.bind
         fallback = f"{host}:{settings.ports.get('proxy', PORT)}"
         self.proxy = ForwardProxy(
-            self.policy, max_per_client=policies.max_per_client(env), pac_fallback=fallback
+            self.policy, max_per_client=self.max_per_client, pac_fallback=fallback
         )
-
-    async def start(self) -> None:
-        await self.proxy.start("0.0.0.0", PORT)
-
-    def update(self, views: list[MachineView]) -> None:
-        self.policy.set_machines(machines_of(views))
-
-    async def close(self) -> None:
-        await self.proxy.close()
+        self.listener = self.proxy

@@ -8,6 +8,7 @@ import enum
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from onebox.errors import InvalidInput
 
@@ -62,10 +63,26 @@ class Decision:
         return self.verdict is Verdict.ALLOW
 
 
+class MachineLike(Protocol):
+    """What the policy needs of a machine; the gateway's MachineView has it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def urls(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Machine:
     name: str
-    address: ipaddress.IPv4Address
+    ip: ipaddress.IPv4Address
     running: bool = True
     urls: tuple[str, ...] = ()
 
@@ -113,14 +130,14 @@ class Policy:
         )
         self.host_addresses = frozenset((self.bridge_ip, *host_addresses))
         self.allow_admin = allow_admin
-        self.names: dict[str, Machine | None] = {"gateway": None}
-        self.wildcards: dict[str, Machine] = {}
+        self.names: dict[str, MachineLike | None] = {"gateway": None}
+        self.wildcards: dict[str, MachineLike] = {}
         self._destinations: dict[tuple[str, int], Decision] = {}
         self._clients: dict[str, Decision] = {}
 
-    def set_machines(self, machines: Iterable[Machine]) -> None:
-        names: dict[str, Machine | None] = {"gateway": None}
-        wildcards: dict[str, Machine] = {}
+    def set_machines(self, machines: Iterable[MachineLike]) -> None:
+        names: dict[str, MachineLike | None] = {"gateway": None}
+        wildcards: dict[str, MachineLike] = {}
         for machine in machines:
             names[machine.name.lower()] = machine
             for url in machine.urls:
@@ -195,9 +212,9 @@ class Policy:
             return Decision(Verdict.UNKNOWN, f"no machine named {relative}.{self.domain}")
         if not machine.running:
             return Decision(Verdict.UNKNOWN, f"machine {machine.name} is stopped")
-        return self._by_address(machine.address, port)
+        return self._by_address(machine.ip, port)
 
-    def _lookup(self, relative: str) -> Machine | None:
+    def _lookup(self, relative: str) -> MachineLike | None:
         found = self.names.get(relative)
         if found is not None:
             return found

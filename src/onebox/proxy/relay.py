@@ -13,8 +13,12 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, cast
+
+from onebox.gateway.settings import Settings
+from onebox.gateway.watcher import MachineView
+from onebox.proxy import policy as policies
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +299,229 @@ class _Pump:
             with contextlib.suppress(OSError):  # the peer may be gone already
                 self.dst_socket.shutdown(socket.SHUT_WR)
             self.splice.pump_done()
+
+
+class Side(asyncio.Protocol):
+    """A client's connection to one of the proxies, and what both proxies do with it:
+    count it against the client's limit, open the upstream connection, relay a tunnel
+    both ways with half-closes and backpressure, then hand the tunnel to the kernel."""
+
+    def __init__(self, limits: Limits, sides: set[Side]) -> None:
+        self.limits = limits
+        self.sides = sides
+        self.transport: asyncio.Transport | None = None
+        self.host = ""
+        self.counted = False
+        self.closed = False
+        self.tunneling = False
+        self.touched = True
+        self.client_eof = False
+        self.upstream_eof_seen = False
+        self.upstream: Upstream | None = None
+        self.up_transport: asyncio.Transport | None = None
+        self.queued: list[bytes] = []
+        self.opening: asyncio.Task[None] | None = None
+        self.splice: Splice | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        self.host = peer_host(transport)
+        self.sides.add(self)
+
+    def idle(self) -> bool:
+        """Waiting for the client, outside a tunnel (where silence is normal)."""
+        return not self.tunneling
+
+    def admit(self) -> bool:
+        """Counts this connection against the client's limit; False when it is full."""
+        self.counted = self.limits.acquire(self.host)
+        return self.counted
+
+    def eof_received(self) -> bool:
+        self.client_eof = True
+        if not self.tunneling or self.up_transport is None or self.upstream_eof_seen:
+            return False
+        self.up_transport.write_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.splice is not None:
+            return  # the tunnel lives on in the kernel; _spliced_closed ends it
+        self.closed = True
+        self.sides.discard(self)
+        if self.counted:
+            self.limits.release(self.host)
+            self.counted = False
+        if self.opening is not None:
+            self.opening.cancel()
+        self.drop_upstream()
+
+    def pause_writing(self) -> None:
+        pause(self.up_transport, True)
+
+    def resume_writing(self) -> None:
+        pause(self.up_transport, False)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.splice is not None:
+            self.splice.close()
+        elif self.transport is not None:
+            self.transport.close()
+
+    # -- the upstream connection
+
+    def open_upstream(self, address: ipaddress.IPv4Address, port: int) -> None:
+        self.drop_upstream()
+        self.opening = asyncio.get_running_loop().create_task(self._open(address, port))
+
+    async def _open(self, address: ipaddress.IPv4Address, port: int) -> None:
+        try:
+            upstream = await connect(self, address, port)
+        except ConnectFailed as failure:
+            self.connect_failed(failure)
+            return
+        finally:
+            if self.opening is asyncio.current_task():
+                self.opening = None
+        if self.closed:
+            upstream.close()
+            return
+        self.upstream, self.up_transport = upstream, upstream.transport
+        self.connected(upstream)
+        queued, self.queued = self.queued, []
+        for data in queued:
+            self.to_upstream(data)
+        if self.tunneling:
+            # uvloop sends writes at the end of the loop's turn; the handoff waits for that.
+            asyncio.get_running_loop().call_soon(self._handoff, 3)
+
+    def connected(self, upstream: Upstream) -> None:
+        """The upstream took the connection; queued bytes follow this."""
+
+    def connect_failed(self, failure: ConnectFailed) -> None:
+        raise NotImplementedError
+
+    def to_upstream(self, data: bytes) -> None:
+        if self.up_transport is not None:
+            self.up_transport.write(data)
+        else:
+            self.queued.append(data)
+
+    def drop_upstream(self) -> None:
+        if self.upstream is not None:
+            self.upstream.owner = Orphan()
+            self.upstream.close()
+        self.upstream = self.up_transport = None
+        self.queued = []
+
+    # -- what the upstream does, in a tunnel (the HTTP proxy adds its own for requests)
+
+    def upstream_data(self, data: bytes) -> None:
+        self.write(data)
+
+    def upstream_eof(self) -> bool:
+        self.upstream_eof_seen = True
+        if not self.tunneling or self.transport is None or self.client_eof:
+            return False  # the connection closes; upstream_lost decides what follows
+        if not self.transport.is_closing():
+            self.transport.write_eof()
+        return True
+
+    def upstream_lost(self) -> None:
+        self.upstream = self.up_transport = None
+        self.close()
+
+    def upstream_paused(self, paused: bool) -> None:
+        pause(self.transport, paused)
+
+    def _handoff(self, tries: int) -> None:
+        if self.closed or self.upstream is None or self.transport is None:
+            return
+        if self.client_eof or self.upstream_eof_seen:
+            return  # half-closed already: let the loop finish it
+        self.splice = handoff(self.transport, self.upstream, self._spliced_closed)
+        if self.splice is None and tries > 1:
+            asyncio.get_running_loop().call_soon(self._handoff, tries - 1)
+
+    def _spliced_closed(self) -> None:
+        self.splice = None
+        self.upstream = self.up_transport = None
+        self.connection_lost(None)
+
+
+class ProxyServer:
+    """A proxy's listener and what its connections share: the policy, the limits,
+    counters; and a sweep that closes connections idle outside a tunnel."""
+
+    kind = "proxy"
+    idle_sweep = 60.0  # an idle connection goes after one to two sweeps
+
+    def __init__(self, policy: policies.Policy, *, max_per_client: int) -> None:
+        self.policy = policy
+        self.limits = Limits(max_per_client)
+        self.clients: set[Side] = set()
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+        self.refusals = 0
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def make_client(self) -> Side:
+        raise NotImplementedError
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self.make_client, host, port, backlog=1024, reuse_port=reuse_port or None
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._sweeper = loop.call_later(self.idle_sweep, self._sweep)
+        log.info("Serving the %s on %s:%d", self.kind, host, self.port)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self.server is not None:
+            self.server.close()
+        for client in list(self.clients):
+            client.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    def _sweep(self) -> None:
+        for client in list(self.clients):
+            if client.idle() and not client.touched:
+                client.close()
+            client.touched = False
+        self._sweeper = asyncio.get_running_loop().call_later(self.idle_sweep, self._sweep)
+
+
+class ProxyPlane:
+    """What each proxy is to the gateway: a listener, and a policy that takes every new
+    machine list so names resolve inside the lab."""
+
+    name = "proxy"
+    port = 0
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+        self.policy = policies.from_environment(
+            settings.domain, settings.subnet, settings.gateway_ip, self.environ
+        )
+        self.max_per_client = policies.max_per_client(self.environ)
+        self.listener: ProxyServer | None = None
+
+    async def start(self) -> None:
+        assert self.listener is not None
+        await self.listener.start("0.0.0.0", self.port)
+
+    def update(self, views: list[MachineView]) -> None:
+        self.policy.set_machines(views)
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
