@@ -22,7 +22,7 @@ def lab_containers(engine: Any, lab: LabHandle) -> set[str]:
     ("name", "words"),
     [
         ("web_1", "not a valid DNS label"),
-        ("-web", "not a valid DNS label"),
+        ("-web", "not a valid DNS label"),  # after --, as a user must write it
         ("a" * 64, "at most 63"),
         ("gateway", "reserved"),
     ],
@@ -30,7 +30,7 @@ def lab_containers(engine: Any, lab: LabHandle) -> set[str]:
 def test_invalid_names_are_refused_and_nothing_is_made(lab: LabHandle, engine: Any, name: str,
                                                       words: str) -> None:
     before = lab_containers(engine, lab)
-    result = lab.cli("machine", "create", name, "--image", BASE, check=False)
+    result = lab.cli("machine", "create", "--image", BASE, "--", name, check=False)
     assert result.code == 2
     assert words in result.stderr and "fix:" in result.stderr
     assert lab_containers(engine, lab) == before

@@ -181,8 +181,8 @@ def _check_same_settings(network: Network, request: UpRequest) -> None:
 
 
 def _taken_subnets(engine: Engine) -> list[tuple[str, ipaddress.IPv4Network]]:
-    taken: list[tuple[str, ipaddress.IPv4Network]] = [
-        (f"host route {net}", net) for net in subnets.host_networks()]
+    """Docker networks first, so an overlap names the network rather than its route."""
+    taken: list[tuple[str, ipaddress.IPv4Network]] = []
     for network in engine.all_networks():
         for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
             try:
@@ -191,6 +191,7 @@ def _taken_subnets(engine: Engine) -> list[tuple[str, ipaddress.IPv4Network]]:
                 continue
             if isinstance(net, ipaddress.IPv4Network):
                 taken.append((f"Docker network '{network.name}'", net))
+    taken += [("a host route", net) for net in subnets.host_networks()]
     return taken
 
 

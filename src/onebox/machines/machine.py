@@ -156,7 +156,7 @@ def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
     if not request.wait_running:
         container.start()
         return describe(lab, engine.client.containers.get(container.id))
-    _start_and_settle(container, name)
+    _start_and_settle(container, name, _restart_policy(request.restart))
     return describe(lab, engine.client.containers.get(container.id))
 
 
@@ -204,7 +204,10 @@ def _create_container(engine: Engine, lab: Lab, name: str, address: str, command
             request.image, command=command or None, name=container_name(lab.name, name),
             hostname=name, domainname=lab.domain, labels=labels,
             environment=request.environment, dns=[str(lab.gateway_ip)], dns_search=[lab.domain],
-            restart_policy=_restart_policy(request.restart), init=True, detach=True, tty=False,
+            # A machine that must settle first starts with no restart policy, so that one
+            # which fails at once is seen failing rather than looping.
+            restart_policy=_restart_policy(request.restart if not request.wait_running
+                                           else "no"), init=True, detach=True, tty=False,
             network=net,
             networking_config={net: engine.endpoint(address, aliases=[name, *request.aliases])},
             entrypoint=list(request.entrypoint) if request.entrypoint is not None else None,
@@ -241,7 +244,7 @@ def _copy_files(container: Container, files: dict[str, bytes]) -> None:
                               f"{exc.explanation}", "check the config targets") from exc
 
 
-def _start_and_settle(container: Container, name: str) -> None:
+def _start_and_settle(container: Container, name: str, restart: dict[str, Any]) -> None:
     """Starts the machine and waits a moment: a command that exits at once is a failed
     create, and the container goes, freeing its address."""
     try:
@@ -254,6 +257,7 @@ def _start_and_settle(container: Container, name: str) -> None:
             time.sleep(0.1)
         container.reload()
         if container.status == "running":
+            container.update(restart_policy=restart)
             return
         state = container.attrs.get("State", {})
         tail = container.logs(tail=5).decode(errors="replace").strip()
