@@ -8,26 +8,25 @@ from typing import Annotated
 
 import typer
 
+from onebox.cli import ca as ca_cli
 from onebox.cli import compose as compose_cli
 from onebox.cli import dashboard as dashboard_cli
-from onebox.cli import compose as compose_cli
 from onebox.cli import machine as machine_cli
-from onebox.cli import stack as stack_cli
-from onebox.cli import template as template_cli
+from onebox.cli import share as share_cli
 from onebox.cli import stack as stack_cli
 from onebox.cli import template as template_cli
 from onebox.cli.output import emit_json, err, out, report, table, user_errors
 from onebox.engine import connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
+from onebox.labs import share as sharing
 
 app = typer.Typer(help="onebox: a cloud on one computer.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(machine_cli.app, name="machine")
 app.add_typer(dashboard_cli.app, name="dashboard")
-app.add_typer(template_cli.app, name="template")
-app.add_typer(stack_cli.app, name="stack")
-app.add_typer(compose_cli.app, name="compose")
+app.add_typer(ca_cli.app, name="ca")
+app.command()(share_cli.share)
 app.add_typer(template_cli.app, name="template")
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(compose_cli.app, name="compose")
@@ -55,6 +54,8 @@ def up(
     upstream: Annotated[str | None, typer.Option(help="DNS server for names outside the "
                                                  "lab, as IP[:PORT]; default: the host's "
                                                  "resolvers; `none` turns it off.")] = None,
+    lan: Annotated[bool, typer.Option("--lan", help="Share the lab on the LAN, as "
+                                      "`onebox share` does.")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Create the lab, or start it again; a second `up` changes nothing."""
@@ -63,6 +64,8 @@ def up(
         image = _gateway_image(engine)
         request = labs.UpRequest(name=lab, subnet=subnet, domain=domain, upstream=upstream,
                                  test=os.environ.get("ONEBOX_TEST") == "1")
+        if lan:
+            request.bind, request.allow = sharing.EVERYWHERE, sharing.allowed_clients(lab, [])
         result, changed = labs.up(engine, request, report, image)
         dashboard_cli.announce_admin(engine, result)
         if json_out:

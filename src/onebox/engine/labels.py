@@ -13,6 +13,7 @@ class Label:
     SUBNET = "onebox.subnet"
     PORTS = "onebox.ports"  # JSON: entry point name -> host port
     BIND = "onebox.bind"  # host address the gateway's entry points are published on
+    ALLOW = "onebox.allow"  # client networks (CIDRs, comma separated) a shared lab serves
     UPSTREAM = "onebox.upstream"  # DNS upstream for names outside the lab
     WEB_PORT = "onebox.web_port"  # the machine's HTTP port behind its URL
     URLS = "onebox.urls"  # extra names, comma separated
