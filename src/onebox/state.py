@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -29,13 +29,18 @@ def cache_dir() -> Path:
 
 
 @contextmanager
-def lab_lock(lab: str) -> Iterator[None]:
-    """Serialises address allocation and lab changes between onebox processes."""
+def lock(name: str) -> Iterator[None]:
+    """An exclusive lock between onebox processes on this host, held for the block."""
     locks = state_dir() / "locks"
     locks.mkdir(exist_ok=True)
-    with open(locks / f"{lab}.lock", "w") as handle:
+    with open(locks / f"{name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lab_lock(lab: str) -> AbstractContextManager[None]:
+    """Serialises address allocation and lab changes."""
+    return lock(lab)

@@ -3,22 +3,21 @@ that keeps two onebox processes from making the same image at once."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import docker.errors
 
 from onebox.engine import Engine
 from onebox.errors import OperationFailed
-from onebox.state import cache_dir
+from onebox.state import lock
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +25,9 @@ CHUNK = 1 << 20
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
-@contextmanager
-def build_lock(image: str) -> Iterator[None]:
+def build_lock(image: str) -> AbstractContextManager[None]:
     """Held while one image is made; a second process waits, then finds it made."""
-    locks = cache_dir() / "locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / f"image-{image}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return lock(f"image-{image}")
 
 
 def import_tar(engine: Engine, chunks: Iterable[bytes], tag: str, changes: list[str]) -> str:
