@@ -13,6 +13,7 @@ from onebox.cli import compose as compose_cli
 from onebox.cli import dashboard as dashboard_cli
 from onebox.cli import machine as machine_cli
 from onebox.cli import share as share_cli
+from onebox.cli import ssh as ssh_cli
 from onebox.cli import stack as stack_cli
 from onebox.cli import template as template_cli
 from onebox.cli.output import emit_json, err, out, report, table, user_errors
@@ -30,6 +31,7 @@ app.command()(share_cli.share)
 app.add_typer(template_cli.app, name="template")
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(compose_cli.app, name="compose")
+app.add_typer(ssh_cli.app, name="ssh")
 lab_app = typer.Typer(help="List the labs on this host.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 

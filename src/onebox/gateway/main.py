@@ -22,6 +22,7 @@ from onebox.gateway.watcher import MachineView, Watcher
 from onebox.proxy.forward import ForwardPlane
 from onebox.proxy.reverse import ReverseProxyPlane, url_name
 from onebox.proxy.socks import SocksPlane
+from onebox.ssh.server import SshPlane
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class DnsPlane:
 
 def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
     """Every data plane the gateway runs, DNS first so names answer soonest."""
-    return [DnsPlane(settings), ReverseProxyPlane(settings), DashboardPlane(settings, engine),
+    return [DnsPlane(settings), ReverseProxyPlane(settings), SshPlane(settings, engine),
+            DashboardPlane(settings, engine),
             ForwardPlane(settings), SocksPlane(settings)]
 
 
