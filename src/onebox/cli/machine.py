@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from onebox.cli.output import emit_json, out, table, user_errors
-from onebox.engine import connect
+from onebox.engine import Engine, connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
 from onebox.machines import machine as machines
@@ -103,8 +104,10 @@ def _act(verb: str, name: str, lab: str, json_out: bool) -> None:
     with user_errors():
         engine = connect()
         current = labs.load(engine, lab)
-        action = {"start": machines.start, "stop": machines.stop, "restart": machines.restart,
-                  "rm": machines.remove}[verb]
+        actions: dict[str, Callable[[Engine, labs.Lab, str], machines.Machine]] = {
+            "start": machines.start, "stop": machines.stop, "restart": machines.restart,
+            "rm": machines.remove}
+        action = actions[verb]
         done = {"start": "started", "stop": "stopped", "restart": "restarted",
                 "rm": "removed"}[verb]
         _print(action(engine, current, name), json_out, done)
