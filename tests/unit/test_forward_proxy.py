@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -329,3 +330,30 @@ def test_socks_refusals_carry_their_reply_codes(
 def test_socks_without_no_auth_is_refused_at_the_greeting(setup: Setup) -> None:
     chosen, _ = socks_exchange(setup, b"\x05\x01\x02", b"")
     assert chosen == b"\x05\xff"
+
+
+def test_tunnels_also_work_when_they_stay_in_python(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onebox.proxy import relay
+
+    monkeypatch.setattr(relay, "handoff", lambda *args: None)
+    conn = http.client.HTTPConnection("127.0.0.1", setup.http_port, timeout=10)
+    conn.set_tunnel("web", setup.web_port)
+    conn.request("POST", "/echo", body=BIG)
+    assert conn.getresponse().read() == BIG
+    conn.close()
+
+
+def test_tunnels_leave_no_descriptors_behind(setup: Setup) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        conn = http.client.HTTPConnection("127.0.0.1", setup.http_port, timeout=10)
+        conn.set_tunnel("web", setup.web_port)
+        conn.request("GET", "/small")
+        assert conn.getresponse().read() == b"path /small"
+        conn.close()
+    deadline = time.monotonic() + 10  # until the proxy has seen every close
+    while len(os.listdir("/proc/self/fd")) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir("/proc/self/fd")) <= before
