@@ -148,13 +148,21 @@ def make_lab(engine: Any) -> Iterator[LabHandle]:
     import ipaddress
 
     name = new_name()
-    subnet = free_subnet(engine)
-    bridge = str(ipaddress.IPv4Network(subnet)[1])
     stub = ThreadedStub()
     port = stub.reserve_port()
     try:
-        info = onebox("up", "--lab", name, "--subnet", subnet, "--upstream",
-                      f"{bridge}:{port}", "--json").json()
+        # The subnet is chosen here, before `up`, so that the stub's address is known;
+        # another process may take it meanwhile, and then the next free one is tried.
+        for _ in range(5):
+            subnet = free_subnet(engine)
+            bridge = str(ipaddress.IPv4Network(subnet)[1])
+            result = onebox("up", "--lab", name, "--subnet", subnet, "--upstream",
+                            f"{bridge}:{port}", "--json", check=False)
+            if result.code != 4 or "overlaps" not in result.stderr:
+                break
+        if result.code != 0:
+            raise AssertionError(f"onebox up failed:\n{result.stdout}\n{result.stderr}")
+        info = result.json()
         stub.start(bridge, port)
         yield LabHandle(name=name, info=info, upstream=stub)
     finally:
