@@ -83,9 +83,22 @@ def _print_lab(lab: labs.Lab) -> None:
     out.print(f"[bold]lab[/bold] {lab.name}  domain {lab.domain}  subnet {lab.subnet}")
     out.print(f"[bold]gateway[/bold] {lab.gateway_ip}  {lab.gateway_state}"
               f" ({lab.gateway_health})")
-    if lab.ports:
-        out.print(f"  DNS        {lab.bind}:{g['dns_port']} (udp+tcp)   "
-                  f"dig @{_host(lab)} -p {g['dns_port']} gateway.{lab.domain}")
+    if not lab.ports:
+        return
+    host = _host(lab)
+    rows = [
+        ("DNS", "dns", f"dig @{host} -p {g['dns_port']} gateway.{lab.domain}"),
+        ("HTTP by name", "http", f"curl -H 'Host: NAME.{lab.domain}' http://{host}:"
+                                 f"{g['http_port']}/"),
+        ("HTTPS by name", "https", "onebox ca export, then curl --cacert"),
+        ("forward proxy", "proxy", f"curl -x http://{host}:{g['proxy_port']} "
+                                   f"http://NAME.{lab.domain}/"),
+        ("SOCKS5", "socks", f"curl --socks5-hostname {host}:{g['socks_port']} ..."),
+        ("SSH entry", "ssh", f"ssh -p {g['ssh_port']} NAME@{host}"),
+        ("dashboard", "dashboard", g["dashboard_url"]),
+    ]
+    for title, key, hint in rows:
+        out.print(f"  {title:<14} {lab.bind}:{lab.ports[key]:<6} [dim]{hint}[/dim]")
 
 
 def _host(lab: labs.Lab) -> str:
