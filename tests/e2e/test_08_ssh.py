@@ -417,6 +417,19 @@ def test_onebox_ssh_runs_a_command_with_streams_and_exit_code(
     assert (done.returncode, done.stdout, done.stderr) == (4, b"piped-in\n", b"err\n")
 
 
+def test_onebox_ssh_on_a_terminal_gets_a_tty(lab: LabHandle, box: dict[str, Any]) -> None:
+    """`script` gives the CLI a terminal, as a person's shell would."""
+    line = f"{ONEBOX} ssh --lab {lab.name} box -- sh -c 'tty; exit 6'"
+    done = subprocess.run(
+        ["script", "-qec", line, "/dev/null"],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 6
+    assert b"/dev/pts/" in done.stdout
+
+
 def test_onebox_ssh_to_an_unknown_machine_says_how_to_list(lab: LabHandle) -> None:
     done = onebox("ssh", "nobody", "--lab", lab.name, check=False)
     assert done.code == 3
