@@ -28,12 +28,17 @@ def cache_dir() -> Path:
     return path
 
 
-@contextmanager
-def lock(name: str) -> Iterator[None]:
-    """An exclusive lock between onebox processes on this host, held for the block."""
+def lock_dir() -> Path:
     locks = state_dir() / "locks"
     locks.mkdir(exist_ok=True)
-    with open(locks / f"{name}.lock", "w") as handle:
+    return locks
+
+
+@contextmanager
+def lock(name: str) -> Iterator[None]:
+    """An exclusive lock between onebox processes on this host (the gateways included:
+    they mount this folder), held for the block."""
+    with open(lock_dir() / f"{name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

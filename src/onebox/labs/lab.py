@@ -23,7 +23,7 @@ from onebox.engine.client import remove_quietly
 from onebox.engine.labels import ROLE_GATEWAY, ROLE_NETWORK
 from onebox.errors import Conflict, NotFound, OperationFailed
 from onebox.labs import ports as portmap
-from onebox.state import lab_lock
+from onebox.state import lab_lock, lock_dir
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,10 @@ def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report
             environment=environment, ports=published, restart_policy={"Name": "unless-stopped"},
             volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"},
                      _gateway_volume(engine, lab, request): {"bind": "/var/lib/onebox",
-                                                             "mode": "rw"}},
+                                                             "mode": "rw"},
+                     # The host's lock files, so that a machine created from the dashboard
+                     # and one from the CLI never take the same address.
+                     str(lock_dir()): {"bind": "/var/lib/onebox/locks", "mode": "rw"}},
             network=network_name(lab.name), detach=True,
             networking_config={network_name(lab.name): engine.endpoint(str(lab.gateway_ip))},
         )
