@@ -102,3 +102,14 @@ def test_host_networks_are_read_from_the_kernel_route_table(tmp_path: Path) -> N
     )
     assert subnet.host_networks(tmp_path) == [ipaddress.IPv4Network("192.0.2.0/24"),
                                               ipaddress.IPv4Network("10.8.0.0/16")]
+
+
+def test_host_addresses_are_the_local_table_entries_but_loopback(tmp_path: Path) -> None:
+    (tmp_path / "fib_trie").write_text(
+        "Main:\n  +-- 0.0.0.0/0 3 0 4\n"
+        "        |-- 127.0.0.1\n           /32 host LOCAL\n"
+        "        |-- 192.0.2.2\n           /32 host LOCAL\n"
+        "        |-- 192.0.2.255\n           /32 link BROADCAST\n"
+        "Local:\n        |-- 192.0.2.2\n           /32 host LOCAL\n"
+    )
+    assert subnet.host_addresses(tmp_path) == [ipaddress.IPv4Address("192.0.2.2")]

@@ -87,3 +87,20 @@ def choose(taken: Iterable[tuple[str, IPv4Net]], pool: IPv4Net = POOL,
             return candidate
     raise Conflict(f"Every /{prefix} in {pool} is already in use on this host",
                    "remove unused labs with `onebox destroy --lab NAME`, or pass --subnet")
+
+
+def host_addresses(proc: Path = Path("/proc/net")) -> list[ipaddress.IPv4Address]:
+    """The host's own IPv4 addresses but loopback, read from the kernel's local table:
+    what LAN neighbours type to reach a shared lab."""
+    try:
+        lines = (proc / "fib_trie").read_text().splitlines()
+    except OSError:
+        log.warning("Cannot read %s/fib_trie; the host's own addresses are unknown", proc)
+        return []
+    found: set[ipaddress.IPv4Address] = set()
+    for previous, line in zip(lines, lines[1:], strict=False):
+        if line.strip() == "/32 host LOCAL" and "|--" in previous:
+            address = ipaddress.IPv4Address(previous.split("|--")[1].strip())
+            if not address.is_loopback:
+                found.add(address)
+    return sorted(found)

@@ -43,7 +43,7 @@ EVENT_ACTIONS = {
 
 
 def lab_names(settings: Settings) -> set[str]:
-    names = {f"gateway.{settings.domain}", str(settings.gateway_ip)}
+    names = {f"gateway.{settings.domain}", str(settings.gateway_ip), *settings.host_names}
     if settings.bind not in ("127.0.0.1", "0.0.0.0"):
         names.add(settings.bind)
     return names

@@ -18,6 +18,7 @@ class Settings:
     ports: dict[str, int] = field(default_factory=dict)
     bind: str = "127.0.0.1"
     data_dir: str = "/var/lib/onebox"
+    host_names: tuple[str, ...] = ()  # the host's own names and addresses, when shared
 
 
 # Inside the gateway, Docker's embedded resolver forwards to the host's resolvers.
@@ -47,4 +48,5 @@ def from_environment() -> Settings:
         ports={k: int(v) for k, v in json.loads(env.get("ONEBOX_PORTS", "{}")).items()},
         bind=env.get("ONEBOX_BIND", "127.0.0.1"),
         data_dir=env.get("ONEBOX_DATA_DIR", "/var/lib/onebox"),
+        host_names=tuple(n for n in env.get("ONEBOX_HOST_NAMES", "").split(",") if n),
     )

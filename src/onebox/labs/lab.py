@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -293,7 +294,7 @@ def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report
                    "ONEBOX_SUBNET": str(lab.subnet), "ONEBOX_UPSTREAM": upstream,
                    "ONEBOX_GATEWAY_IP": str(lab.gateway_ip),
                    "ONEBOX_PORTS": json.dumps(ports), "ONEBOX_BIND": bind,
-                   "ONEBOX_ALLOW": allow}
+                   "ONEBOX_ALLOW": allow, "ONEBOX_HOST_NAMES": _host_names(bind)}
     name = container_name(lab.name, "gateway")
     report(f"Creating gateway {name} at {lab.gateway_ip}")
     try:
@@ -321,6 +322,14 @@ def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report
                               "a host port may be taken; free it and run `onebox up` again"
                               ) from exc
     return container
+
+
+def _host_names(bind: str) -> str:
+    """The names LAN neighbours use for this host, which a shared gateway answers to."""
+    if bind.startswith("127."):
+        return ""
+    names = [socket.gethostname(), *(str(a) for a in subnets.host_addresses())]
+    return ",".join(names)
 
 
 def _gateway_volume(engine: Engine, lab: Lab, request: UpRequest) -> str:
