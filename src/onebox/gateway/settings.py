@@ -7,6 +7,10 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from onebox.addressing.upstream import DOCKER_RESOLVER, parse_upstream
+
+__all__ = ["DOCKER_RESOLVER", "Settings", "from_environment", "parse_upstream"]
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,21 +23,6 @@ class Settings:
     bind: str = "127.0.0.1"
     data_dir: str = "/var/lib/onebox"
     host_names: tuple[str, ...] = ()  # the host's own names and addresses, when shared
-
-
-# Inside the gateway, Docker's embedded resolver forwards to the host's resolvers.
-DOCKER_RESOLVER = ("127.0.0.11", 53)
-
-
-def parse_upstream(text: str) -> tuple[str, int] | None:
-    """'' means the host's resolvers; 'none' turns forwarding off."""
-    if not text:
-        return DOCKER_RESOLVER
-    if text == "none":
-        return None
-    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "53")
-    ipaddress.IPv4Address(host)
-    return host, int(port or 53)
 
 
 def from_environment() -> Settings:

@@ -19,6 +19,7 @@ from docker.models.networks import Network
 
 from onebox.addressing import allocator, names
 from onebox.addressing import subnet as subnets
+from onebox.addressing.upstream import parse_upstream
 from onebox.engine import Engine, Label
 from onebox.engine.client import remove_quietly
 from onebox.engine.labels import ROLE_GATEWAY, ROLE_NETWORK
@@ -128,6 +129,8 @@ class UpRequest:
 def up(engine: Engine, request: UpRequest, report: Report, gateway_image: str) -> tuple[Lab, bool]:
     """Creates or starts the lab; returns it and whether anything changed."""
     name = names.check_lab_name(request.name)
+    if request.upstream is not None:
+        parse_upstream(request.upstream)
     with lab_lock(name):
         network = engine.lab_network(name)
         if network is None:
