@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -297,7 +298,9 @@ def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report
                    "ONEBOX_SUBNET": str(lab.subnet), "ONEBOX_UPSTREAM": upstream,
                    "ONEBOX_GATEWAY_IP": str(lab.gateway_ip),
                    "ONEBOX_PORTS": json.dumps(ports), "ONEBOX_BIND": bind,
-                   "ONEBOX_ALLOW": allow, "ONEBOX_HOST_NAMES": _host_names(bind)}
+                   "ONEBOX_ALLOW": allow, "ONEBOX_HOST_NAMES": _host_names(bind),
+                   # Launches from the dashboard skip registries as the CLI that made it did.
+                   "ONEBOX_OFFLINE": os.environ.get("ONEBOX_OFFLINE", "")}
     name = container_name(lab.name, "gateway")
     report(f"Creating gateway {name} at {lab.gateway_ip}")
     try:
