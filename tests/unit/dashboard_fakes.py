@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,12 @@ from onebox.api.inventory import Inventory
 from onebox.api.routes import OPERATIONS
 from onebox.dashboard import pages
 from onebox.engine.terminal import Shell
-from onebox.errors import Conflict, NotFound
+from onebox.errors import Conflict, InvalidInput, NotFound, OperationFailed
 from onebox.labs import admin
 from onebox.machines.machine import Machine
 from onebox.metrics.history import History
 from onebox.metrics.sampler import Sample, Sampler
+from onebox.templates.compose import check_stack_name
 
 PORT = 17800
 BASE_URL = f"http://127.0.0.1:{PORT}"
@@ -41,6 +43,9 @@ class FakeBackend:
     def __init__(self, count: int = 2) -> None:
         self.machines = {f"m{i}": machine(f"m{i}", i) for i in range(count)}
         self.calls: list[tuple[str, str]] = []
+        self.stacks_made: dict[str, list[Machine]] = {}
+        self.gate = threading.Event()  # a launch finishes once the test sets it
+        self.gate.set()
 
     def list_machines(self) -> list[Machine]:
         return list(self.machines.values())
@@ -103,6 +108,85 @@ class FakeBackend:
                 "containers": 3,
             }
         ]
+
+    def templates(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": "static-site",
+                "description": "A static web site served by nginx.",
+                "settings": {},
+                "secrets": [],
+                "url_service": "web",
+                "services": ["web"],
+                "notes": "",
+            },
+            {
+                "name": "redis",
+                "description": "A Redis server with a password.",
+                "settings": {"maxmemory": "64mb"},
+                "secrets": ["REDIS_PASSWORD"],
+                "url_service": None,
+                "services": ["redis"],
+                "notes": "Connect with redis-cli.",
+            },
+            {
+                "name": "broken",
+                "description": "Fails while its image builds.",
+                "settings": {},
+                "secrets": [],
+                "url_service": None,
+                "services": ["app"],
+                "notes": "",
+            },
+        ]
+
+    def check_launch(self, name: str, stack: str, settings: dict[str, str]) -> None:
+        known = {t["name"]: t for t in self.templates()}
+        if name not in known:
+            raise NotFound(f"Template '{name}' does not exist", "list templates")
+        check_stack_name(stack)
+        if set(settings) - set(known[name]["settings"]):
+            raise InvalidInput(f"Template '{name}' has no such setting", "see its settings")
+        if stack in self.stacks_made:
+            raise Conflict(f"Stack '{stack}' already exists", "choose another stack name")
+
+    def launch(
+        self, name: str, stack: str, settings: dict[str, str], report: Callable[[str], None]
+    ) -> dict[str, Any]:
+        service = self.templates()[[t["name"] for t in self.templates()].index(name)]["services"][0]
+        report(f"Building onebox/recipe-{service}:latest")
+        self.gate.wait(10)
+        if name == "broken":
+            raise OperationFailed("Build of 'onebox/recipe-app:latest' failed", "fix the recipe")
+        made = machine(f"{stack}-{service}", 50 + len(self.stacks_made))
+        self.stacks_made[stack] = [made]
+        report(f"Creating machine {made.name}")
+        secrets = {"REDIS_PASSWORD": "s3cret"} if name == "redis" else {}
+        return {
+            "template": name,
+            "stack": stack,
+            "url": f"http://{made.fqdn}/",
+            "machines": [{**made.as_dict(), "service": service, "url": f"http://{made.fqdn}/"}],
+            "secrets": secrets,
+            "kept_secrets": [],
+            "notes": "",
+        }
+
+    def stacks(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "url": f"http://{made[0].fqdn}/",
+                "machines": [{**m.as_dict(), "url": f"http://{m.fqdn}/"} for m in made],
+            }
+            for name, made in sorted(self.stacks_made.items())
+        ]
+
+    def remove_stack(self, stack: str, volumes: bool) -> int:
+        if stack not in self.stacks_made:
+            raise NotFound(f"Stack '{stack}' has no machines", "list stacks")
+        self.calls.append(("remove_stack", f"{stack} volumes={volumes}"))
+        return len(self.stacks_made.pop(stack)) + (2 if volumes else 0)
 
 
 def make_app(tmp: Path, count: int = 2) -> tuple[Starlette, Gateway, FakeBackend]:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from onebox.api import auth
 from onebox.api.backend import Backend
 from onebox.api.inventory import Hub, Inventory
+from onebox.api.launches import Launches
 from onebox.api.openapi import Operation
 from onebox.errors import OneboxError, http_status
 from onebox.metrics.history import History
@@ -49,6 +50,7 @@ class Gateway:
     tokens: auth.Tokens
     hosts: auth.HostPolicy
     hub: Hub = field(default_factory=Hub)
+    launches: Launches = field(default_factory=Launches)
     throttle: auth.Throttle = field(default_factory=auth.Throttle)
 
     @property

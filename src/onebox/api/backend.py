@@ -1,12 +1,14 @@
 """What the API does to the lab, through the domain packages: list, create and drive
-machines, read logs, list images and networks. Calls block; handlers run them in a
-thread. Tests give the API a stand-in with the same methods."""
+machines, read logs, list images and networks, launch templates and remove stacks.
+Calls block; handlers run them in a thread. Tests give the API a stand-in with the same
+methods."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from docker.models.containers import Container
@@ -14,13 +16,17 @@ from docker.models.containers import Container
 from onebox.engine import Engine
 from onebox.engine import summary as summaries
 from onebox.engine.terminal import Shell, Terminal
-from onebox.errors import Conflict, InvalidInput
+from onebox.errors import Conflict, InvalidInput, NotFound
 from onebox.labs import lab as labs
 from onebox.machines import machine as machines
+from onebox.templates import catalog, compose, launch
+from onebox.templates import image as template_images
+from onebox.templates import stack as stacks
 
 log = logging.getLogger(__name__)
 
 VERBS = ("start", "stop", "restart")
+Report = Callable[[str], None]
 
 
 class Backend(Protocol):
@@ -41,6 +47,18 @@ class Backend(Protocol):
     def images(self) -> list[dict[str, Any]]: ...
 
     def networks(self) -> list[dict[str, Any]]: ...
+
+    def templates(self) -> list[dict[str, Any]]: ...
+
+    def check_launch(self, name: str, stack: str, settings: dict[str, str]) -> None: ...
+
+    def launch(
+        self, name: str, stack: str, settings: dict[str, str], report: Report
+    ) -> dict[str, Any]: ...
+
+    def stacks(self) -> list[dict[str, Any]]: ...
+
+    def remove_stack(self, stack: str, volumes: bool) -> int: ...
 
 
 class EngineBackend:
@@ -113,3 +131,70 @@ class EngineBackend:
 
     def networks(self) -> list[dict[str, Any]]:
         return summaries.networks(self.engine)
+
+    def templates(self) -> list[dict[str, Any]]:
+        return [template.as_dict() for template in catalog.all_templates()]
+
+    def check_launch(self, name: str, stack: str, settings: dict[str, str]) -> None:
+        """Refuses at once what the launch would refuse before making anything: an unknown
+        template or setting, a bad or taken stack name, and (when registries are off) an
+        image that is missing and has no recipe."""
+        template = catalog.load(name)
+        compose.check_stack_name(stack)
+        lab = self.lab()
+        secrets = {key: "x" for key in template.secrets}
+        project = template.project(stack, template.variables(stack, lab.domain, settings, secrets))
+        if stacks.containers(self.engine, lab, stack):
+            raise Conflict(
+                f"Stack '{stack}' already exists in lab '{lab.name}'",
+                "choose another stack name, or remove that stack first",
+            )
+        if os.environ.get("ONEBOX_OFFLINE") != "1":
+            return  # a registry may still give the image; the launch itself will tell
+        for service in project.services.values():
+            if service.build is None and not service.recipe:
+                template_images.resolve(self.engine, service, stack, lambda line: None)
+
+    def launch(
+        self, name: str, stack: str, settings: dict[str, str], report: Report
+    ) -> dict[str, Any]:
+        made = launch.run(self.engine, self.lab(), name, stack, settings, report, self.test)
+        by_name = {m.name: m for m in made.info.machines}
+        return {
+            "template": name,
+            "stack": stack,
+            "url": made.info.url,
+            "machines": [
+                {**by_name[machine].as_dict(), "service": service, "url": _url(by_name[machine])}
+                for service, machine in made.mapping
+                if machine in by_name
+            ],
+            "secrets": {key: made.secrets[key] for key in made.new_secrets},
+            "kept_secrets": sorted(set(made.secrets) - set(made.new_secrets)),
+            "notes": made.notes,
+        }
+
+    def stacks(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": info.name,
+                "url": info.url,
+                "machines": [{**m.as_dict(), "url": _url(m)} for m in info.machines],
+            }
+            for info in stacks.list_stacks(self.engine, self.lab())
+        ]
+
+    def remove_stack(self, stack: str, volumes: bool) -> int:
+        lab = self.lab()
+        log.info("Removing stack %s from the API", stack)
+        removed = stacks.down(self.engine, lab, stack, lambda line: None, volumes)
+        if not removed:
+            raise NotFound(
+                f"Stack '{stack}' has no machines in lab '{lab.name}'",
+                "list stacks with GET /api/stacks",
+            )
+        return removed
+
+
+def _url(machine: machines.Machine) -> str:
+    return f"http://{machine.fqdn}/"

@@ -18,6 +18,7 @@ from onebox.errors import InvalidInput
 Handler = Callable[[Request], Awaitable[Response]]
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+STACK_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"  # as templates.compose allows
 IMAGE_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
 
 
@@ -54,6 +55,19 @@ def _array(items: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "array", "items": items, **extra}
 
 
+MACHINE_FIELDS: dict[str, Any] = {
+    "name": _string(),
+    "ip": _string(),
+    "fqdn": _string(),
+    "url": _string(),
+    "state": _string(),
+    "image": _string(),
+    "id": _string(),
+    "started_at": _string(),
+    "web_port": _integer(),
+    "urls": _array(_string()),
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object({"error": _string(), "fix": _string(nullable=True)}),
     "Lab": _object(
@@ -69,16 +83,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "Machine": _object(
         {
-            "name": _string(),
-            "ip": _string(),
-            "fqdn": _string(),
-            "url": _string(),
-            "state": _string(),
-            "image": _string(),
-            "id": _string(),
-            "started_at": _string(),
-            "web_port": _integer(),
-            "urls": _array(_string()),
+            **MACHINE_FIELDS,
             "labels": {"type": "object", "additionalProperties": _string()},
             "cpu_percent": _number(),
             "memory_bytes": _integer(),
@@ -153,6 +158,68 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"id": _string(), "name": _string(), "created": _number(), "token": _string()}
     ),
     "TokenList": _array(ref("Token")),
+    "Template": _object(
+        {
+            "name": _string(),
+            "description": _string(),
+            "settings": {"type": "object", "additionalProperties": _string()},
+            "secrets": _array(_string()),
+            "url_service": _string(nullable=True),
+            "services": _array(_string()),
+            "notes": _string(),
+        }
+    ),
+    "TemplateList": _array(ref("Template")),
+    "LaunchCreate": _object(
+        {
+            "stack": _string(pattern=STACK_PATTERN, maxLength=32),
+            "settings": {
+                "type": "object",
+                "additionalProperties": _string(maxLength=1024),
+                "maxProperties": 64,
+            },
+        },
+        required=["stack"],
+    ),
+    "StackMachine": _object(
+        {**MACHINE_FIELDS, "service": _string()}, required=list(MACHINE_FIELDS)
+    ),
+    "LaunchResult": _object(
+        {
+            "template": _string(),
+            "stack": _string(),
+            "url": _string(nullable=True),
+            "machines": _array(ref("StackMachine")),
+            "secrets": {"type": "object", "additionalProperties": _string()},
+            "kept_secrets": _array(_string()),
+            "secrets_command": _string(),
+            "notes": _string(),
+        }
+    ),
+    "Launch": _object(
+        {
+            "id": _string(),
+            "template": _string(),
+            "stack": _string(),
+            "started": _number(),
+            "state": _string(enum=["running", "done", "failed"]),
+            "lines": _array(_string()),
+            "result": {**ref("LaunchResult"), "nullable": True},
+            "error": {**ref("Error"), "nullable": True},
+        }
+    ),
+    "LaunchList": _array(ref("Launch")),
+    "Stack": _object(
+        {"name": _string(), "url": _string(nullable=True), "machines": _array(ref("StackMachine"))}
+    ),
+    "StackList": _array(ref("Stack")),
+    "StackRemoved": _object({"stack": _string(), "removed": _integer()}),
+}
+
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "name": _string(pattern=NAME_PATTERN, maxLength=63),
+    "stack": _string(pattern=STACK_PATTERN, maxLength=32),
+    "launch_id": _string(pattern=r"^[0-9a-f]{12}$"),
 }
 
 
@@ -166,6 +233,14 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """A true/false query parameter, false when left out."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Operation:
     method: str
     path: str
@@ -174,7 +249,7 @@ class Operation:
     handler: Handler
     responses: dict[int, str | None]  # status -> schema name (None: no JSON body)
     body: str | None = None
-    query: tuple[Query, ...] = ()
+    query: tuple[Query | Flag, ...] = ()
     public: bool = False
     media: str = "application/json"  # of the success response
     kind: str = "http"  # or "websocket"
@@ -232,9 +307,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": _string(pattern=NAME_PATTERN, maxLength=63)
-            if name == "name"
-            else _string(maxLength=64),
+            "schema": PATH_PARAMETERS.get(name, _string(maxLength=64)),
         }
         for name in re.findall(r"{(\w+)}", op.path)
     ]
@@ -244,7 +317,9 @@ def _operation(op: Operation) -> dict[str, Any]:
             "in": "query",
             "required": False,
             "description": q.description,
-            "schema": _integer(minimum=q.minimum, maximum=q.maximum, default=q.default),
+            "schema": {"type": "boolean", "default": False}
+            if isinstance(q, Flag)
+            else _integer(minimum=q.minimum, maximum=q.maximum, default=q.default),
         }
         for q in op.query
     ]
@@ -307,12 +382,17 @@ def _check_object(value: Any, schema: dict[str, Any], where: str) -> None:
     for name in schema.get("required", []):
         if name not in value:
             raise _refuse(where, f"lacks '{name}'")
+    if len(value) > schema.get("maxProperties", len(value)):
+        raise _refuse(where, f"has more than {schema['maxProperties']} fields")
     for name, item in value.items():
-        if name not in properties:
-            if schema.get("additionalProperties") is False:
-                raise _refuse(where, f"has an unknown field '{name}'")
+        if name in properties:
+            validate(item, properties[name], f"{where}.{name}")
             continue
-        validate(item, properties[name], f"{where}.{name}")
+        extra = schema.get("additionalProperties")
+        if extra is False:
+            raise _refuse(where, f"has an unknown field '{name}'")
+        if isinstance(extra, dict):
+            validate(item, extra, f"{where}.{name}")
 
 
 def _check_array(value: Any, schema: dict[str, Any], where: str) -> None:
@@ -366,3 +446,10 @@ def query_int(request: Request, query: Query) -> int:
         value, {"minimum": query.minimum, "maximum": query.maximum}, f"parameter '{query.name}'"
     )
     return value
+
+
+def query_flag(request: Request, flag: Flag) -> bool:
+    text = request.query_params.get(flag.name, "false").lower()
+    if text not in ("true", "false", "1", "0"):
+        raise _refuse(f"parameter '{flag.name}'", "is not true or false")
+    return text in ("true", "1")

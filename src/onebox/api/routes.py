@@ -17,8 +17,19 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import onebox
+from onebox.api import launches
 from onebox.api.app import error_response, gateway_of, principal_of
-from onebox.api.openapi import Operation, Query, document, query_int, validate
+from onebox.api.openapi import (
+    NAME_PATTERN,
+    STACK_PATTERN,
+    Flag,
+    Operation,
+    Query,
+    document,
+    query_flag,
+    query_int,
+    validate,
+)
 from onebox.engine.terminal import Shell
 from onebox.errors import InvalidInput, NotFound, OneboxError, http_status
 
@@ -27,6 +38,7 @@ log = logging.getLogger(__name__)
 TAIL = Query("tail", 0, 10000, 200, "Lines from the end of the log")
 LIMIT = Query("limit", 1, 1000, 100, "How many events, newest first")
 MINUTES = Query("minutes", 1, 1440, 60, "How far back, in minutes")
+VOLUMES = Flag("volumes", "Remove the stack's volumes and secrets too; its data is lost")
 PING_SECONDS = 15.0
 
 
@@ -43,11 +55,9 @@ async def _body(request: Request, schema: str) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def _name(request: Request) -> str:
+def _name(request: Request, what: str = "machine name") -> str:
     name = str(request.path_params["name"])
-    validate(
-        name, {"type": "string", "pattern": r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}, "machine name"
-    )
+    validate(name, {"type": "string", "pattern": NAME_PATTERN}, what)
     return name
 
 
@@ -283,6 +293,67 @@ async def list_events(request: Request) -> Response:
     return JSONResponse(gateway_of(request).history.events(query_int(request, LIMIT)))
 
 
+# -- templates, launches and stacks ---------------------------------------------------
+
+
+async def list_templates(request: Request) -> Response:
+    return JSONResponse(await asyncio.to_thread(gateway_of(request).backend.templates))
+
+
+async def launch_template(request: Request) -> Response:
+    """Checks the request, then launches in the background and answers with the launch."""
+    name = _name(request, "template name")
+    body = await _body(request, "LaunchCreate")
+    stack, settings = str(body["stack"]), dict(body.get("settings") or {})
+    gateway = gateway_of(request)
+    await asyncio.to_thread(gateway.backend.check_launch, name, stack, settings)
+    command = f"onebox template secrets {stack} --lab {gateway.lab}"
+
+    def work(report: launches.Report) -> dict[str, Any]:
+        made = gateway.backend.launch(name, stack, settings, report)
+        return {**made, "secrets_command": command}
+
+    launch = gateway.launches.start(name, stack, work)
+    return JSONResponse(
+        launch.view(), status_code=202, headers={"Location": f"/api/launches/{launch.id}"}
+    )
+
+
+def _launch(request: Request) -> launches.Launch:
+    launch_id = str(request.path_params["launch_id"])
+    validate(launch_id, {"type": "string", "pattern": r"^[0-9a-f]{12}$"}, "launch id")
+    return gateway_of(request).launches.get(launch_id)
+
+
+async def list_launches(request: Request) -> Response:
+    return JSONResponse([launch.view() for launch in gateway_of(request).launches.recent()])
+
+
+async def get_launch(request: Request) -> Response:
+    return JSONResponse(_launch(request).view(reveal=True))
+
+
+async def follow_launch(request: Request) -> Response:
+    return StreamingResponse(
+        launches.follow(_launch(request), PING_SECONDS),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def list_stacks(request: Request) -> Response:
+    return JSONResponse(await asyncio.to_thread(gateway_of(request).backend.stacks))
+
+
+async def remove_stack(request: Request) -> Response:
+    stack = str(request.path_params["stack"])
+    validate(stack, {"type": "string", "pattern": STACK_PATTERN}, "stack name")
+    volumes = query_flag(request, VOLUMES)
+    removed = await asyncio.to_thread(gateway_of(request).backend.remove_stack, stack, volumes)
+    await _refresh(request)
+    return JSONResponse({"stack": stack, "removed": removed})
+
+
 # -- sessions and tokens -------------------------------------------------------------
 
 
@@ -458,6 +529,65 @@ OPERATIONS: list[Operation] = [
     ),
     _op(
         "GET", "/api/networks", list_networks, "Networks on the engine", "lab", {200: "NetworkList"}
+    ),
+    _op(
+        "GET",
+        "/api/templates",
+        list_templates,
+        "The template shelf: each template's settings and services",
+        "templates",
+        {200: "TemplateList"},
+    ),
+    _op(
+        "POST",
+        "/api/templates/{name}/launch",
+        launch_template,
+        "Launch a template as a stack, in the background",
+        "templates",
+        {202: "Launch"},
+        body="LaunchCreate",
+        notes="Answers at once with the launch; follow it with GET /api/launches/{id}/stream. "
+        "An unknown template or setting, a bad or taken stack name, and an image that "
+        "cannot be had are refused here; what fails later is the launch's `error`.",
+    ),
+    _op(
+        "GET",
+        "/api/launches",
+        list_launches,
+        "Recent launches, newest first (secrets left out)",
+        "templates",
+        {200: "LaunchList"},
+    ),
+    _op(
+        "GET",
+        "/api/launches/{launch_id}",
+        get_launch,
+        "One launch: its progress, then its result or error",
+        "templates",
+        {200: "Launch"},
+        notes="The result's generated secrets are shown to the first answer that has them; "
+        "later ones leave them out (the result's secrets_command shows them again).",
+    ),
+    _op(
+        "GET",
+        "/api/launches/{launch_id}/stream",
+        follow_launch,
+        "A launch's progress as it comes (SSE)",
+        "templates",
+        {200: None},
+        media="text/event-stream",
+        notes="Events: `line` (a progress line; past ones first) and one `done` (the launch, "
+        "state done or failed), after which the stream ends.",
+    ),
+    _op("GET", "/api/stacks", list_stacks, "The lab's stacks", "templates", {200: "StackList"}),
+    _op(
+        "DELETE",
+        "/api/stacks/{stack}",
+        remove_stack,
+        "Remove a stack's machines (and with volumes=true, its data and secrets)",
+        "templates",
+        {200: "StackRemoved"},
+        query=(VOLUMES,),
     ),
     _op(
         "POST",

@@ -154,6 +154,13 @@ async def networks_page(request: Request) -> Response:
     return _page(request, "networks.html", networks=networks)
 
 
+async def templates_page(request: Request) -> Response:
+    backend = gateway_of(request).backend
+    shelf = await asyncio.to_thread(backend.templates)
+    stacks = await asyncio.to_thread(backend.stacks)
+    return _page(request, "templates.html", shelf=shelf, stacks=stacks)
+
+
 async def events_page(request: Request) -> Response:
     return _page(request, "events.html", events=gateway_of(request).history.events(limit=200))
 
@@ -237,6 +244,7 @@ def routes() -> list[BaseRoute]:
         Route("/images", images_page),
         Route("/networks", networks_page),
         Route("/events", events_page),
+        Route("/templates", templates_page),
         Route("/login", login_page),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),

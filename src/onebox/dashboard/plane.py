@@ -124,6 +124,7 @@ class DashboardPlane:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._tasks[0], 3)
         await self.server.shutdown()
+        await self.gateway.launches.close()
         await self.sampler.close()
         self.gateway.history.close()
 

@@ -50,9 +50,14 @@ var onebox = (function () {
     }).join(" ");
   }
 
-  function confirmDialog(text) {
-    var dialog = document.getElementById("confirm");
+  /* Resolves true on OK; `option`, when given, is a checkbox whose state the caller
+     reads from #confirm-check afterwards. */
+  function confirmDialog(text, option) {
+    var dialog = document.getElementById("confirm"), extra = document.getElementById("confirm-option");
     document.getElementById("confirm-text").textContent = text;
+    extra.hidden = !option;
+    extra.querySelector("span").textContent = option || "";
+    document.getElementById("confirm-check").checked = false;
     return new Promise(function (resolve) {
       dialog.addEventListener("close", function done() {
         dialog.removeEventListener("close", done);
@@ -287,6 +292,161 @@ var onebox = (function () {
     window.oneboxTerminal = term;
   }
 
+  /* -- templates and stacks ------------------------------------------------------ */
+
+  var STACK_PATTERN = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+
+  function templatesPage() {
+    document.querySelectorAll("article.template").forEach(setupTemplate);
+    api("GET", "/api/launches").then(function (list) {
+      list.filter(function (l) { return l.state === "running"; }).reverse().forEach(followLaunch);
+    }).catch(function () {});
+    setupStacks();
+  }
+
+  function setupTemplate(card) {
+    var name = card.dataset.template, form = card.querySelector("form");
+    var status = form.querySelector(".progress"), stack = form.elements.stack;
+    card.querySelector(".launch-toggle").addEventListener("click", function () {
+      form.hidden = !form.hidden;
+      if (!form.hidden) stack.focus();
+    });
+    stack.addEventListener("input", function () {
+      var prefix = stack.value.trim() || "STACK";
+      card.querySelectorAll(".makes code").forEach(function (c) { c.textContent = prefix + "-" + c.dataset.service; });
+    });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var body = { stack: stack.value.trim(), settings: {} };
+      if (!STACK_PATTERN.test(body.stack)) {
+        status.className = "progress bad";
+        status.textContent = "A stack name is 1-32 lower-case letters, digits and inner hyphens, like blog.";
+        stack.focus();
+        return;
+      }
+      form.querySelectorAll("input[data-key]").forEach(function (i) { body.settings[i.dataset.key] = i.value; });
+      var button = form.querySelector("button[type=submit]");
+      status.className = "progress"; status.textContent = "Checking…"; button.disabled = true;
+      api("POST", "/api/templates/" + name + "/launch", body).then(function (launch) {
+        status.textContent = ""; form.hidden = true; stack.value = "";
+        stack.dispatchEvent(new Event("input"));
+        followLaunch(launch);
+      }).catch(function (err) {
+        status.className = "progress bad"; status.textContent = err.message;
+      }).then(function () { button.disabled = false; });
+    });
+  }
+
+  function followLaunch(launch) {
+    var panel = document.getElementById("launch-panel").content.firstElementChild.cloneNode(true);
+    panel.dataset.launch = launch.id;
+    panel.querySelector(".title").textContent = "Launching " + launch.template + " as stack " + launch.stack;
+    document.getElementById("launches").prepend(panel);
+    var log = panel.querySelector("pre.log");
+    var source = new EventSource("/api/launches/" + launch.id + "/stream");
+    // A reconnected stream sends every line again.
+    source.addEventListener("open", function () { log.textContent = ""; });
+    source.addEventListener("line", function (e) {
+      log.textContent += JSON.parse(e.data) + "\n";
+      log.scrollTop = log.scrollHeight;
+    });
+    source.addEventListener("done", function (e) {
+      source.close();
+      showLaunch(panel, JSON.parse(e.data));
+      refreshStacks();
+    });
+  }
+
+  function showLaunch(panel, launch) {
+    var state = panel.querySelector(".state");
+    state.textContent = launch.state; state.className = "badge state " + launch.state;
+    if (launch.error) {
+      panel.querySelector(".title").textContent = "Launch of " + launch.template + " as stack " + launch.stack + " failed";
+      var error = panel.querySelector(".error");
+      error.hidden = false;
+      error.textContent = launch.error.error + (launch.error.fix ? " — " + launch.error.fix : "");
+      return;
+    }
+    var result = launch.result;
+    panel.querySelector(".title").textContent = "Stack " + result.stack + " is up (" + result.template + ")";
+    var body = panel.querySelector(".machines tbody");
+    result.machines.forEach(function (m) {
+      var tr = el("tr", { "data-machine": m.name });
+      tr.appendChild(el("td", {}, m.service));
+      var td = el("td"); td.appendChild(el("a", { href: "/machines/" + m.name }, m.name)); tr.appendChild(td);
+      tr.appendChild(el("td", { "class": "mono" }, m.ip));
+      td = el("td"); td.appendChild(el("a", { href: m.url, target: "_blank", rel: "noopener" }, m.url)); tr.appendChild(td);
+      td = el("td"); td.appendChild(el("span", { "class": "badge " + m.state }, m.state)); tr.appendChild(td);
+      body.appendChild(tr);
+    });
+    var keys = Object.keys(result.secrets || {}).sort();
+    if (keys.length) {
+      var box = panel.querySelector(".secrets");
+      box.hidden = false;
+      box.querySelector(".command").textContent = result.secrets_command;
+      box.querySelector(".values").textContent = keys.map(function (k) { return k + "=" + result.secrets[k]; }).join("\n");
+    } else if (result.kept_secrets.length) {
+      var kept = panel.querySelector(".kept");
+      kept.hidden = false;
+      kept.querySelector(".command").textContent = result.secrets_command;
+    }
+    panel.querySelector(".notes").textContent = result.notes;
+    panel.querySelector(".result").hidden = false;
+  }
+
+  function stackRow(s) {
+    var tr = el("tr", { "data-stack": s.name });
+    tr.appendChild(el("td", { "class": "name" }, s.name));
+    var machines = el("td", { "class": "machines" });
+    s.machines.forEach(function (m) {
+      machines.appendChild(el("a", { href: "/machines/" + m.name }, m.name));
+      machines.appendChild(document.createTextNode(" "));
+      machines.appendChild(el("span", { "class": "badge " + m.state }, m.state));
+      machines.appendChild(document.createTextNode(" "));
+    });
+    tr.appendChild(machines);
+    var url = el("td", { "class": "url" });
+    if (s.url) url.appendChild(el("a", { href: s.url, target: "_blank", rel: "noopener" }, s.url));
+    tr.appendChild(url);
+    var act = el("td", { "class": "act" });
+    act.appendChild(el("button", { type: "button", "class": "danger", "data-remove": s.name }, "Remove"));
+    tr.appendChild(act);
+    return tr;
+  }
+
+  function refreshStacks() {
+    return api("GET", "/api/stacks").then(function (list) {
+      var table = document.getElementById("stacks"), body = table.tBodies[0];
+      body.innerHTML = "";
+      list.forEach(function (s) { body.appendChild(stackRow(s)); });
+      document.getElementById("stack-count").textContent = list.length;
+      table.hidden = !list.length;
+      document.getElementById("stacks-empty").hidden = !!list.length;
+    }).catch(function () {});
+  }
+
+  function setupStacks() {
+    var table = document.getElementById("stacks"), seen = null;
+    table.addEventListener("click", function (e) {
+      var stack = e.target.dataset && e.target.dataset.remove;
+      if (!stack) return;
+      confirmDialog("Remove stack " + stack + "? Its machines go and their addresses are freed.",
+        "Also remove its volumes and secrets (its data is lost)").then(function (ok) {
+        if (!ok) return;
+        var volumes = document.getElementById("confirm-check").checked;
+        e.target.disabled = true; e.target.textContent = "Removing…";
+        return api("DELETE", "/api/stacks/" + stack + "?volumes=" + volumes).then(refreshStacks);
+      }).catch(function (err) { e.target.disabled = false; e.target.textContent = err.message; });
+    });
+    // The machines stream says when a stack's machines come, go or change state.
+    stream({ machines: function (rows) {
+      var now = rows.filter(function (m) { return m.labels["onebox.stack"]; })
+        .map(function (m) { return m.name + ":" + m.state; }).sort().join(",");
+      if (seen !== null && now !== seen) refreshStacks();
+      seen = now;
+    } });
+  }
+
   /* -- events ------------------------------------------------------------------- */
 
   function eventsPage() {
@@ -316,5 +476,6 @@ var onebox = (function () {
     document.querySelectorAll("[data-started]").forEach(function (n) { n.textContent = age(n.dataset.started); });
   }, 1000);
 
-  return { machinesPage: machinesPage, machinePage: machinePage, terminalPage: terminalPage, eventsPage: eventsPage };
+  return { machinesPage: machinesPage, machinePage: machinePage, terminalPage: terminalPage,
+    eventsPage: eventsPage, templatesPage: templatesPage };
 })();
