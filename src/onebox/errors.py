@@ -36,12 +36,18 @@ class OperationFailed(OneboxError):
     """The engine accepted the request but the work failed (a build, a start)."""
 
 
+class StartFailed(OperationFailed):
+    """A machine's own command ended at once: the request's image or command is at fault,
+    not the server, so the API answers 422."""
+
+
 EXIT_CODES: dict[type[OneboxError], int] = {
     InvalidInput: 2,
     NotFound: 3,
     Conflict: 4,
     EngineUnavailable: 5,
     OperationFailed: 6,
+    StartFailed: 6,
 }
 
 HTTP_STATUSES: dict[type[OneboxError], int] = {
@@ -50,6 +56,7 @@ HTTP_STATUSES: dict[type[OneboxError], int] = {
     Conflict: 409,
     EngineUnavailable: 503,
     OperationFailed: 500,
+    StartFailed: 422,
 }
 
 

@@ -19,7 +19,7 @@ from onebox.addressing import allocator, names
 from onebox.engine import Engine, Label
 from onebox.engine.client import remove_quietly
 from onebox.engine.labels import ROLE_MACHINE
-from onebox.errors import Conflict, InvalidInput, NotFound, OperationFailed
+from onebox.errors import Conflict, InvalidInput, NotFound, OperationFailed, StartFailed
 from onebox.labs.lab import Lab, container_name, network_name
 from onebox.state import lab_lock
 
@@ -267,9 +267,9 @@ def _start_and_settle(container: Container, name: str, restart: dict[str, Any]) 
     except docker.errors.APIError as exc:
         reason = str(exc.explanation)
     remove_quietly(container)
-    raise OperationFailed(f"Machine '{name}' did not start: {reason}",
-                          "give a command that keeps running (after `--`), or an image whose "
-                          "default command does")
+    raise StartFailed(f"Machine '{name}' did not start: {reason}",
+                      "read its last output above; give the image what it asks for (--env "
+                      "KEY=VALUE), or a command that keeps running (after `--`)")
 
 
 def start(engine: Engine, lab: Lab, name: str) -> Machine:
