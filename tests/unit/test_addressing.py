@@ -114,10 +114,3 @@ def test_host_addresses_are_the_local_table_entries_but_loopback(tmp_path: Path)
     )
     assert subnet.host_addresses(tmp_path) == [ipaddress.IPv4Address("192.0.2.2")]
 
-
-def test_a_machine_that_does_not_start_is_the_requests_fault_for_the_api() -> None:
-    from onebox.errors import OperationFailed, StartFailed, exit_code, http_status
-
-    assert http_status(StartFailed("x")) == 422
-    assert http_status(OperationFailed("x")) == 500
-    assert exit_code(StartFailed("x")) == 6
