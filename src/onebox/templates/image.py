@@ -49,9 +49,12 @@ def recipe_dir(recipe: str) -> Path:
 
 
 def directory_hash(path: Path) -> str:
-    """A hash of every file's relative path, mode and content under `path`."""
+    """A hash of every file's relative path, mode and content under `path`, bytecode left
+    out: pip compiles a recipe's .py files inside the gateway, and the same recipe must
+    hash the same there as on the host."""
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+    files = (p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for item in sorted(files):
         digest.update(str(item.relative_to(path)).encode() + b"\0")
         digest.update(oct(item.stat().st_mode & 0o777).encode() + b"\0")
         digest.update(item.read_bytes() + b"\0")
