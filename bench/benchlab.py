@@ -51,6 +51,7 @@ class Leftovers:
     networks: list[str] = field(default_factory=list)
 
     def remove(self) -> None:
+        wait_for_engine(self.engine)
         api = self.engine.client.api
         for container in reversed(self.containers):
             with contextlib.suppress(docker.errors.NotFound):
@@ -125,6 +126,7 @@ def destroy(engine: Engine, name: str) -> None:
         onebox("destroy", "--lab", name, "--yes", timeout=900)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         log.warning("onebox destroy of %s failed (%s); removing by label and id", name, exc)
+    wait_for_engine(engine)
     label = {"label": f"onebox.lab={name}"}
     api = engine.client.api
     for container in engine.client.containers.list(all=True, filters=label):
@@ -136,6 +138,20 @@ def destroy(engine: Engine, name: str) -> None:
     for network in engine.client.networks.list(filters=label):
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_network(network.id)
+
+
+def wait_for_engine(engine: Engine, seconds: float = 180) -> None:
+    """Clean-up must not give up while another user's test restarts dockerd."""
+
+    def answers() -> bool:
+        try:
+            return bool(engine.client.ping())
+        except Exception:  # any failure to reach the engine counts as not yet
+            return False
+
+    if not answers():
+        log.warning("The Docker engine does not answer; waiting up to %.0f s to clean up", seconds)
+        wait_until(answers, "the Docker engine", seconds)
 
 
 def wait_until(check: Any, what: str, seconds: float) -> Any:

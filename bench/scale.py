@@ -133,9 +133,9 @@ class Scale:
         return self.section
 
     def _docker(self) -> tuple[float, float]:
-        network, subnet = peers.plain_network(self.lab.engine, self.leftovers, "scale")
-        base = subnet.rsplit(".", 1)[0]
         tag = self.lab.name.removeprefix(PREFIX)
+        network, subnet = peers.plain_network(self.lab.engine, self.leftovers, f"{tag}-scale")
+        base = subnet.rsplit(".", 1)[0]
         plans = [
             (f"{PREFIX}{tag}-{n}", f"{base}.{10 + i}") for i, n in enumerate(names(self.count))
         ]

@@ -85,7 +85,9 @@ def remove_machine(lab: BenchLab, name: str) -> None:
 
 def run(lab: BenchLab, leftovers: Leftovers, count: int) -> Section:
     section = Section("start", "Machine start")
-    network, subnet = peers.plain_network(lab.engine, leftovers, "start")
+    network, subnet = peers.plain_network(
+        lab.engine, leftovers, f"{lab.name.removeprefix(PREFIX)}-start"
+    )
     base = subnet.rsplit(".", 1)[0]
     by_name, cli_done, by_address = [], [], []
     for i in range(count):
