@@ -414,8 +414,13 @@ var onebox = (function () {
     return tr;
   }
 
+  var stackRequests = 0;
+
   function refreshStacks() {
+    // Answers may come back out of order; only the newest request's answer is current.
+    var mine = ++stackRequests;
     return api("GET", "/api/stacks").then(function (list) {
+      if (mine !== stackRequests) return;
       var table = document.getElementById("stacks"), body = table.tBodies[0];
       body.innerHTML = "";
       list.forEach(function (s) { body.appendChild(stackRow(s)); });
