@@ -70,6 +70,7 @@ class EngineBackend:
         self.test = test  # machines made here carry the test suite's label, as the lab does
         self.lister = summaries.MachineLister(engine, lab)
         self._lab: labs.Lab | None = None
+        self._templates: list[dict[str, Any]] | None = None
 
     def lab(self) -> labs.Lab:
         if self._lab is None:
@@ -133,7 +134,9 @@ class EngineBackend:
         return summaries.networks(self.engine)
 
     def templates(self) -> list[dict[str, Any]]:
-        return [template.as_dict() for template in catalog.all_templates()]
+        if self._templates is None:  # package data: it cannot change while the gateway runs
+            self._templates = [template.as_dict() for template in catalog.all_templates()]
+        return self._templates
 
     def check_launch(self, name: str, stack: str, settings: dict[str, str]) -> None:
         """Refuses at once what the launch would refuse before making anything: an unknown
