@@ -123,7 +123,10 @@ class Launches:
             result = await asyncio.to_thread(work, report)
         except OneboxError as exc:
             launch.finish(None, exc)
-            log.info("Launch of stack %s failed: %s", launch.stack, exc.message)
+            # Not the message: it may quote a service's log, and secrets never go to logs.
+            log.info(
+                "Launch of stack %s failed; GET /api/launches/%s says why", launch.stack, launch.id
+            )
             return
         except Exception as exc:
             log.exception("Launch of stack %s broke", launch.stack)
