@@ -52,7 +52,7 @@ class Launch:
             self.state, self.error = "failed", {"error": error.message, "fix": error.fix}
         else:
             self.state, self.result = "done", dict(result or {})
-            self.secrets = dict((result or {}).get("secrets") or {})
+            self.secrets = dict(self.result.pop("secrets", None) or {})
         self._wake()
 
     def _wake(self) -> None:
