@@ -87,3 +87,23 @@ def test_destroy_removes_everything_it_made(engine: Any, busybox_image: str) -> 
         assert engine.client.volumes.list(filters=label) == []
     finally:
         made.close()
+
+
+def test_a_down_lab_refuses_new_machines_and_up_keeps_stopped_ones_stopped(
+        lab: LabHandle) -> None:
+    lab.cli("machine", "create", "runner", "--image", "onebox/busybox:latest", "--",
+            "httpd", "-f", "-p", "80")
+    lab.cli("machine", "create", "sleeper", "--image", "onebox/busybox:latest", "--",
+            "httpd", "-f", "-p", "80")
+    lab.cli("machine", "stop", "sleeper")
+    lab.cli("down")
+    refused = lab.cli("machine", "create", "late", "--image", "onebox/busybox:latest",
+                      check=False)
+    assert refused.code == 4 and "is down" in refused.stderr and "onebox up" in refused.stderr
+    assert lab.cli("machine", "start", "runner", check=False).code == 4
+    lab.cli("up")
+    states = {m["name"]: m["state"] for m in lab.cli("machine", "ls", "--json").json()}
+    assert states["runner"] == "running"
+    assert states["sleeper"] == "exited"
+    lab.cli("machine", "rm", "runner")
+    lab.cli("machine", "rm", "sleeper")

@@ -65,3 +65,14 @@ def test_a_docker_rename_is_followed_too(lab: LabHandle, engine, web: dict) -> N
 def test_machines_resolve_outside_names_through_the_gateway(lab: LabHandle, web: dict) -> None:
     out = lab.cli("machine", "exec", "web", "--", "getent", "hosts", "www.example.test").stdout
     assert out.split()[0] == lab.upstream.address
+
+
+def test_a_rename_moves_the_bare_name_inside_the_lab(lab: LabHandle, web: dict) -> None:
+    made = lab.cli("machine", "create", "before", "--image", BASE, "--json").json()
+    lab.cli("machine", "rename", "before", "after")
+    found = lab.cli("machine", "exec", "web", "--", "getent", "hosts", "after").stdout
+    assert found.split()[0] == made["ip"]
+    # Docker answers the unchangeable hostname too, so the old name stays taken.
+    reused = lab.cli("machine", "create", "before", "--image", BASE, check=False)
+    assert reused.code == 4 and "still the hostname of machine 'after'" in reused.stderr
+    lab.cli("machine", "rm", "after")

@@ -114,3 +114,20 @@ def test_host_addresses_are_the_local_table_entries_but_loopback(tmp_path: Path)
     )
     assert subnet.host_addresses(tmp_path) == [ipaddress.IPv4Address("192.0.2.2")]
 
+
+
+@pytest.mark.parametrize("domain", ["internal", "a..internal", "in-addr.arpa",
+                                    "10.in-addr.arpa", "1.2.3.4", "x" * 60 + "." + "y" * 130])
+def test_bad_domains_are_refused(domain: str) -> None:
+    with pytest.raises(InvalidInput):
+        names.check_domain(domain)
+
+
+def test_a_domain_leaves_room_for_the_longest_machine_name() -> None:
+    domain = names.check_domain("d" * 60 + "." + "e" * 60 + "." + "f" * 58 + ".internal")
+    assert len(("m" * 63) + "." + domain) <= 253
+
+
+def test_all_digit_machine_names_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="all digits"):
+        names.check_machine_name("123")

@@ -28,6 +28,9 @@ def check_machine_name(name: str) -> str:
             "use letters, digits and inner hyphens only (no underscores, dots, or leading or "
             "trailing hyphen), like web-1",
         )
+    if lowered.isdigit():
+        raise InvalidInput(f"Machine name '{name}' is all digits, which resolvers read as an "
+                           "address", "add a letter, like host-123")
     if lowered in RESERVED_MACHINE_NAMES:
         raise InvalidInput(f"Machine name '{name}' is reserved in every lab",
                            "choose another name")
@@ -43,10 +46,21 @@ def check_lab_name(name: str) -> str:
     return name
 
 
+# Room for a 63-character machine name, its dot and the domain within DNS's 253.
+MAX_DOMAIN = 253 - 64
+
+
 def check_domain(domain: str) -> str:
     lowered = domain.lower().rstrip(".")
     labels = lowered.split(".")
-    if len(labels) < 2 or len(lowered) > 200 or not all(_LABEL.match(p) for p in labels):
+    if len(lowered) > MAX_DOMAIN:
+        raise InvalidInput(f"Domain '{domain}' is {len(lowered)} characters",
+                           f"use at most {MAX_DOMAIN}, so that every machine's full name fits "
+                           "in DNS's 253")
+    if labels[-1] == "arpa" or labels[-1].isdigit():
+        raise InvalidInput(f"Domain '{domain}' is a reverse-lookup or numeric name",
+                           "use a name under .internal, like dev.internal")
+    if len(labels) < 2 or not all(_LABEL.match(p) for p in labels):
         raise InvalidInput(
             f"Domain '{domain}' is not a valid lab domain",
             "give at least two DNS labels, like dev.internal (names under .internal are "

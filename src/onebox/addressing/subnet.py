@@ -32,7 +32,7 @@ def parse_subnet(text: str) -> IPv4Net:
                            "give an IPv4 subnet like 10.90.1.0/24")
     if not 16 <= net.prefixlen <= 28:
         raise InvalidInput(f"Subnet '{text}' has a /{net.prefixlen} prefix",
-                           "use a prefix from /16 (65,000 machines) to /28 (4 machines)")
+                           "use a prefix from /16 (65,000 machines) to /28 (12 machines)")
     if net.is_loopback or net.is_link_local or net.is_multicast:
         raise InvalidInput(f"Subnet '{text}' is a loopback, link-local or multicast range",
                            "use a private range such as 10.90.1.0/24")

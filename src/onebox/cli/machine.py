@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -153,18 +152,11 @@ def exec_(
     command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
     lab: LabOption = "default",
 ) -> None:
-    """Run a command in a machine; the exit code is the command's."""
-    with user_errors():
-        engine = connect()
-        current = labs.load(engine, lab)
-        container = machines.find(engine, current, name)
-        docker_cli = shutil.which("docker")
-        if docker_cli and sys.stdin.isatty():  # an interactive TTY is the docker CLI's job
-            os.execv(docker_cli, [docker_cli, "exec", "-it", container.id, *command])
-        code, output = machines.exec_run(engine, current, name, command)
-        sys.stdout.buffer.write(output)
-        sys.stdout.flush()
-        raise typer.Exit(code)
+    """Run a command in a machine; stdin, stdout and stderr are the command's, and so
+    is the exit code."""
+    from onebox.cli.ssh import enter  # the same session as `onebox ssh NAME -- COMMAND`
+
+    enter(name, command, lab)
 
 
 @app.command()
@@ -177,6 +169,9 @@ def logs(
     """Print a machine's output."""
     with user_errors():
         engine = connect()
+        if not tail.isdigit() and tail != "all":
+            raise InvalidInput(f"--tail '{tail}' is not a number of lines",
+                               "give a whole number like --tail 50, or --tail all")
         lines: int | str = int(tail) if tail.isdigit() else "all"
         for chunk in machines.logs(engine, labs.load(engine, lab), name, follow, lines):
             sys.stdout.buffer.write(chunk)

@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import docker.errors
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from onebox.errors import OneboxError, exit_code
+from onebox.errors import NotFound, OneboxError, OperationFailed, exit_code
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # commands stay whole for copy and paste
 err = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,7 +47,14 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> 
 def user_errors() -> Iterator[None]:
     """Prints a OneboxError as `error: …` with its fix and exits with its code."""
     try:
-        yield
+        try:
+            yield
+        except docker.errors.NotFound as exc:  # removed by someone else meanwhile
+            raise NotFound(f"It was removed while onebox worked on it: {exc.explanation}",
+                           "run the command again") from exc
+        except docker.errors.APIError as exc:
+            raise OperationFailed(f"The Docker engine refused: {exc.explanation}",
+                                  "read the reason above, then run the command again") from exc
     except OneboxError as exc:
         err.print(f"[bold red]error:[/bold red] {exc.message}", markup=True, soft_wrap=True)
         if exc.fix:

@@ -85,6 +85,8 @@ class Engine:
     # -- images ---------------------------------------------------------------------
 
     def image(self, ref: str) -> Image | None:
+        if not ref.strip():
+            return None
         try:
             return self.client.images.get(ref)
         except docker.errors.ImageNotFound:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 import dns.message
 import dns.query
@@ -63,10 +64,39 @@ class DnsPlane:
 
 
 def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
-    """Every data plane the gateway runs, DNS first so names answer soonest."""
-    return [DnsPlane(settings), ReverseProxyPlane(settings), SshPlane(settings, engine),
-            DashboardPlane(settings, engine),
-            ForwardPlane(settings), SocksPlane(settings)]
+    """Every data plane the gateway runs, DNS first so names answer soonest. A plane
+    that cannot be made is left out with a warning: the others, DNS above all, go on."""
+    makers: list[tuple[str, Callable[[], Plane]]] = [
+        ("reverse proxy", lambda: ReverseProxyPlane(settings)),
+        ("SSH entry", lambda: SshPlane(settings, engine)),
+        ("dashboard", lambda: DashboardPlane(settings, engine)),
+        ("forward proxy", lambda: ForwardPlane(settings)),
+        ("SOCKS5 proxy", lambda: SocksPlane(settings)),
+    ]
+    made: list[Plane] = [DnsPlane(settings)]
+    for title, make in makers:
+        try:
+            made.append(make())
+        except Exception:
+            log.exception("The %s could not be set up; the gateway runs without it", title)
+    return made
+
+
+async def start_planes(candidates: list[Plane]) -> list[Plane]:
+    """Starts each plane; DNS must start, any other that fails is logged and skipped."""
+    started: list[Plane] = []
+    for plane in candidates:
+        try:
+            await plane.start()
+        except Exception:
+            if plane.name == "dns":
+                raise
+            log.exception("The %s plane did not start; the gateway runs without it",
+                          plane.name)
+            continue
+        started.append(plane)
+        log.info("Started %s", plane.name)
+    return started
 
 
 async def serve(settings: gateway_settings.Settings) -> None:
@@ -84,9 +114,7 @@ async def serve(settings: gateway_settings.Settings) -> None:
 
     watcher = Watcher(engine, settings, loop)
     watcher.listeners.append(on_change)
-    for plane in running:
-        await plane.start()
-        log.info("Started %s", plane.name)
+    running[:] = await start_planes(running)
     watcher.start()
     log.info("Gateway of lab '%s' serving %s", settings.lab, settings.domain)
 

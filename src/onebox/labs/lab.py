@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -26,7 +27,7 @@ from onebox.engine.client import remove_quietly
 from onebox.engine.labels import ROLE_GATEWAY, ROLE_NETWORK
 from onebox.errors import Conflict, NotFound, OperationFailed
 from onebox.labs import ports as portmap
-from onebox.state import lab_lock, lock_dir
+from onebox.state import lab_lock, lock, lock_dir, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,13 @@ class Lab:
         }
 
 
+def require_up(lab: Lab) -> None:
+    """Machines made or started while the gateway is down would have no DNS."""
+    if lab.gateway_state != "running":
+        raise Conflict(f"Lab '{lab.name}' is down (its gateway is {lab.gateway_state})",
+                       f"bring it up with `onebox up --lab {lab.name}`")
+
+
 def container_name(lab: str, name: str) -> str:
     return f"{lab}_{name}"
 
@@ -104,7 +112,7 @@ def _from_docker(network: Network, gateway: Container | None) -> Lab:
         lab.upstream = glabels.get(Label.UPSTREAM, "")
         lab.gateway_state = gateway.status
         health = gateway.attrs.get("State", {}).get("Health") or {}
-        lab.gateway_health = health.get("Status", "none")
+        lab.gateway_health = health.get("Status", "none") if gateway.status == "running" else "-"
     return lab
 
 
@@ -132,20 +140,24 @@ def up(engine: Engine, request: UpRequest, report: Report, gateway_image: str) -
     name = names.check_lab_name(request.name)
     if request.upstream is not None:
         parse_upstream(request.upstream)
-    with lab_lock(name):
+    # The global lock keeps two new labs from choosing the same subnet or host ports.
+    with lock("labs"), lab_lock(name):
         network = engine.lab_network(name)
+        created = network is None
         if network is None:
             network = _create_network(engine, request, report)
-            changed = True
         else:
             _check_same_settings(network, request)
-            changed = False
-        lab = _from_docker(network, None)
-        changed |= _ensure_gateway(engine, lab, request, report, gateway_image)
-        changed |= _start_machines(engine, name, report)
-        ready = load(engine, name)
-        if changed:
-            wait_until_answering(ready, report)
+        try:
+            lab = _from_docker(network, None)
+            changed = _ensure_gateway(engine, lab, request, report, gateway_image) or created
+            changed |= _start_machines(engine, name, report)
+            if changed:
+                wait_until_answering(load(engine, name), report)
+        except BaseException:
+            if created:  # a new lab that could not come up leaves nothing behind
+                _remove_lab_objects(engine, name, report)
+            raise
         return load(engine, name), changed
 
 
@@ -351,21 +363,41 @@ def _gateway_volume(engine: Engine, lab: Lab, request: UpRequest) -> str:
     return name
 
 
+def _stopped_by_down(lab: str) -> Path:
+    return state_dir() / "labs" / f"{lab}.down.json"
+
+
 def _start_machines(engine: Engine, lab: str, report: Report) -> bool:
+    """Starts the machines that `down` stopped (all stopped ones when it left no note),
+    so that a machine the user stopped on purpose stays stopped."""
+    note = _stopped_by_down(lab)
+    wanted: set[str] | None = None
+    if note.exists():
+        wanted = set(json.loads(note.read_text()))
     changed = False
     for machine in engine.machines(lab):
-        if machine.status != "running":
+        if machine.status != "running" and (wanted is None or machine.id in wanted):
             report(f"Starting machine {machine.name}")
             machine.start()
             changed = True
+    note.unlink(missing_ok=True)
     return changed
 
 
 def down(engine: Engine, name: str, report: Report) -> bool:
-    """Stops the machines, then the gateway; keeps everything."""
+    """Stops the machines, then the gateway; keeps everything, and notes which machines
+    were running so that `up` starts those again."""
     load(engine, name)
+    running = [m for m in engine.machines(name) if m.status in ("running", "restarting",
+                                                                "paused")]
+    if running:
+        note = _stopped_by_down(name)
+        note.parent.mkdir(parents=True, exist_ok=True)
+        earlier = set(json.loads(note.read_text())) if note.exists() else set()
+        note.write_text(json.dumps(sorted(earlier | {m.id for m in running})))
+    gateway = engine.gateway(name)
     changed = False
-    for container in engine.machines(name) + [g for g in [engine.gateway(name)] if g]:
+    for container in running + ([gateway] if gateway else []):
         if container.status in ("running", "restarting", "paused"):
             report(f"Stopping {container.name}")
             container.stop(timeout=5)
@@ -376,19 +408,23 @@ def down(engine: Engine, name: str, report: Report) -> bool:
 def destroy(engine: Engine, name: str, report: Report) -> int:
     """Removes every container, volume and the network of the lab; returns how many."""
     with lab_lock(name):
-        network = engine.lab_network(name)
-        containers = engine.lab_containers(name)
-        if network is None and not containers:
+        if engine.lab_network(name) is None and not engine.lab_containers(name):
             raise NotFound(f"Lab '{name}' does not exist", "list labs with `onebox lab ls`")
-        volumes = engine.client.volumes.list(filters={"label": f"{Label.LAB}={name}"})
-        for container in containers:
-            report(f"Removing {container.name}")
-            remove_quietly(container)
-        for volume in volumes:
-            report(f"Removing volume {volume.name}")
-            volume.remove(force=True)
-        if network is not None:
-            report(f"Removing network {network.name}")
-            remove_quietly(network)
-        return len(containers) + len(volumes) + (network is not None)
+        return _remove_lab_objects(engine, name, report)
 
+
+def _remove_lab_objects(engine: Engine, name: str, report: Report) -> int:
+    network = engine.lab_network(name)
+    containers = engine.lab_containers(name)
+    volumes = engine.client.volumes.list(filters={"label": f"{Label.LAB}={name}"})
+    for container in containers:
+        report(f"Removing {container.name}")
+        remove_quietly(container)
+    for volume in volumes:
+        report(f"Removing volume {volume.name}")
+        volume.remove(force=True)
+    if network is not None:
+        report(f"Removing network {network.name}")
+        remove_quietly(network)
+    _stopped_by_down(name).unlink(missing_ok=True)
+    return len(containers) + len(volumes) + (network is not None)

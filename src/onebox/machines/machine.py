@@ -20,7 +20,7 @@ from onebox.engine import Engine, Label
 from onebox.engine.client import remove_quietly
 from onebox.engine.labels import ROLE_MACHINE
 from onebox.errors import Conflict, InvalidInput, NotFound, OperationFailed, StartFailed
-from onebox.labs.lab import Lab, container_name, network_name
+from onebox.labs.lab import Lab, container_name, network_name, require_up
 from onebox.state import lab_lock
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,10 @@ def taken_addresses(engine: Engine, lab: Lab) -> dict[ipaddress.IPv4Address, str
 
 def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
     name = names.check_machine_name(request.name)
+    require_up(lab)
+    if len(f"{name}.{lab.domain}") > 253:
+        raise InvalidInput(f"Machine name '{name}' is too long for lab domain {lab.domain}",
+                           "choose a shorter name: the full name may have 253 characters")
     _check_web_port(request.web_port)
     image = engine.require_image(request.image)
     command = list(request.command)
@@ -184,6 +188,12 @@ def _check_unused(engine: Engine, lab: Lab, name: str) -> None:
     else:
         raise Conflict(f"Machine '{name}' already exists in lab '{lab.name}'",
                        f"choose another name, or remove it with `onebox machine rm {name}`")
+    for container in engine.lab_containers(lab.name):
+        if (container.attrs.get("Config") or {}).get("Hostname") == name:
+            current = machine_name(lab.name, container)
+            raise Conflict(f"Name '{name}' is still the hostname of machine '{current}', which "
+                           "was renamed; Docker answers it inside the lab",
+                           f"choose another name, or remove '{current}' first")
     other = engine.container(container_name(lab.name, name))
     if other is not None:
         raise Conflict(f"A container named '{other.name}' already exists and is not onebox's",
@@ -273,6 +283,7 @@ def _start_and_settle(container: Container, name: str, restart: dict[str, Any]) 
 
 
 def start(engine: Engine, lab: Lab, name: str) -> Machine:
+    require_up(lab)
     container = find(engine, lab, name)
     container.start()
     container.reload()
@@ -287,6 +298,7 @@ def stop(engine: Engine, lab: Lab, name: str, timeout: int = 5) -> Machine:
 
 
 def restart(engine: Engine, lab: Lab, name: str, timeout: int = 5) -> Machine:
+    require_up(lab)
     container = find(engine, lab, name)
     container.restart(timeout=timeout)
     container.reload()
@@ -298,6 +310,7 @@ def remove(engine: Engine, lab: Lab, name: str) -> Machine:
         container = find(engine, lab, name)
         machine = describe(lab, container)
         remove_quietly(container)
+    machine.state = "removed"
     return machine
 
 
@@ -306,18 +319,25 @@ def rename(engine: Engine, lab: Lab, name: str, new_name: str) -> Machine:
     with lab_lock(lab.name):
         container = find(engine, lab, name)
         _check_unused(engine, lab, new)
+        old = machine_name(lab.name, container)
         container.rename(container_name(lab.name, new))
+        _move_alias(engine, lab, container, old, new)
         container.reload()
     return describe(lab, container)
 
 
-def exec_run(engine: Engine, lab: Lab, name: str, command: Sequence[str]) -> tuple[int, bytes]:
-    container = find(engine, lab, name)
-    if container.status != "running":
-        raise Conflict(f"Machine '{name}' is {container.status}",
-                       f"start it with `onebox machine start {name}`")
-    result = container.exec_run(list(command), demux=False)
-    return int(result.exit_code or 0), bytes(result.output or b"")
+def _move_alias(engine: Engine, lab: Lab, container: Container, old: str, new: str) -> None:
+    """Docker keeps a network alias for the machine's bare name inside the lab; it is
+    fixed per endpoint, so the endpoint is made again with the new one and the same
+    address. Docker also answers the machine's hostname, which cannot change without
+    recreating the container: the old bare name keeps working inside the lab, and
+    `_check_unused` keeps it from being given to another machine."""
+    endpoint = container.attrs["NetworkSettings"]["Networks"].get(network_name(lab.name)) or {}
+    kept = [a for a in endpoint.get("Aliases") or []
+            if a not in (old, new) and not container.id.startswith(a)]
+    network = engine.client.networks.get(lab.network_id)
+    network.disconnect(container, force=True)
+    network.connect(container, ipv4_address=container.labels[Label.IP], aliases=[new, *kept])
 
 
 def logs(engine: Engine, lab: Lab, name: str, follow: bool = False,

@@ -102,7 +102,10 @@ class Authority:
         """A server certificate for `names` (the first is its subject), and its key."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        # Clients match the SAN; a common name holds at most 64 characters, so a longer
+        # name is left out of the subject rather than refused.
+        common = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])] if len(names[0]) <= 64 else []
+        subject = x509.Name(common)
         cert = (
             x509.CertificateBuilder()
             .subject_name(subject)
