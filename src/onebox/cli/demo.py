@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from onebox.cli.dashboard import announce_admin
 from onebox.cli.output import emit_json, out, report, user_errors
 from onebox.engine import connect
 from onebox.errors import NotFound
@@ -34,6 +35,7 @@ def demo(
         image = gateway.ensure(engine, report)
         web_image = busybox.ensure(engine, report)
         current, _ = labs.up(engine, labs.UpRequest(name=lab), report, image)
+        announce_admin(engine, current)
         made = []
         for name in DEMO_MACHINES:
             try:
@@ -52,15 +54,19 @@ def demo(
 def _print_tour(lab: labs.Lab, made: list[machines.Machine]) -> None:
     host = "127.0.0.1"
     g = lab.as_dict()["gateway"]
+    suffix = "" if lab.name == "default" else f" --lab {lab.name}"
     out.print(f"\n[bold green]Lab '{lab.name}' is up[/bold green]: domain {lab.domain}, "
               f"subnet {lab.subnet}, gateway {lab.gateway_ip}\n")
     for machine in made:
         out.print(f"  [bold]{machine.name:<6}[/bold] {machine.ip:<15} http://{machine.fqdn}/")
-    first = made[0]
+    first, second = made[0], made[1]
     out.print("\nWhere to look:")
-    out.print(f"  onebox status{'' if lab.name == 'default' else ' --lab ' + lab.name}")
-    out.print(f"  dig @{host} -p {g['dns_port']} {first.fqdn}")
-    out.print(f"  curl http://{first.ip}/")
-    out.print(f"  onebox machine exec {made[1].name} -- wget -qO- http://{first.name}/")
-    out.print("\nRemove it all with: onebox destroy --yes"
-              f"{'' if lab.name == 'default' else ' --lab ' + lab.name}")
+    out.print(f"  dashboard      {g['dashboard_url']}  (user admin; password above, shown "
+              "on the first up)")
+    out.print(f"  by name        curl -H 'Host: {first.fqdn}' http://{host}:{g['http_port']}/")
+    out.print(f"  via the proxy  curl -x http://{host}:{g['proxy_port']} http://{first.fqdn}/")
+    out.print(f"  DNS            dig @{host} -p {g['dns_port']} {first.fqdn}")
+    out.print(f"  inside         onebox machine exec {second.name}{suffix} -- "
+              f"wget -qO- http://{first.name}/")
+    out.print(f"  everything     onebox status{suffix}")
+    out.print(f"\nRemove it all with: onebox destroy --yes{suffix}")
