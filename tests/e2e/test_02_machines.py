@@ -110,3 +110,19 @@ def test_status_lists_every_machine(lab: LabHandle, pair: dict) -> None:
     assert {"alpha", "beta"} <= names
     table = lab.cli("status").stdout
     assert "alpha" in table and pair["alpha"]["ip"] in table
+
+
+def test_a_container_joined_by_hand_gets_an_address_onebox_never_hands_out(
+        lab: LabHandle, engine: Any, busybox_image: str) -> None:
+    subnet = ipaddress.IPv4Network(lab.info["subnet"])
+    joined = engine.client.containers.run(
+        busybox_image, ["sleep", "300"], name=f"{lab.name}-joined-by-hand",
+        network=f"{lab.name}_net", labels={"onebox.lab": lab.name, "onebox.test": "1"},
+        detach=True)
+    try:
+        joined.reload()
+        address = joined.attrs["NetworkSettings"]["Networks"][f"{lab.name}_net"]["IPAddress"]
+        assert ipaddress.IPv4Address(address) in ipaddress.IPv4Network(
+            (int(subnet.broadcast_address) - 31, 27))
+    finally:
+        engine.client.api.remove_container(joined.id, force=True)

@@ -131,3 +131,13 @@ def test_a_domain_leaves_room_for_the_longest_machine_name() -> None:
 def test_all_digit_machine_names_are_refused() -> None:
     with pytest.raises(InvalidInput, match="all digits"):
         names.check_machine_name("123")
+
+
+def test_the_top_of_a_lab_subnet_is_left_to_dockers_own_allocator() -> None:
+    assert allocator.docker_range(NET) == ipaddress.IPv4Network("10.80.3.224/27")
+    with pytest.raises(InvalidInput, match="reserved"):
+        allocator.check_requested(NET, "10.80.3.230", {})
+    taken = [NET.network_address + i for i in range(10, 224)]
+    with pytest.raises(Conflict, match="no free address"):
+        allocator.next_free(NET, taken)
+    assert allocator.docker_range(ipaddress.IPv4Network("10.80.4.0/28")) is None

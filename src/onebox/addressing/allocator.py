@@ -30,9 +30,22 @@ def first_machine_offset(subnet: IPv4Net) -> int:
     return FIRST_MACHINE_OFFSET if subnet.num_addresses >= 64 else GATEWAY_OFFSET + 1
 
 
+def docker_range(subnet: IPv4Net) -> IPv4Net | None:
+    """The part of the subnet left to Docker's own allocator, for containers that someone
+    joins to the lab network by hand (`docker run --network LAB_net`): Docker knows only
+    running containers' addresses, so without this it could hand out a stopped machine's."""
+    if subnet.num_addresses < 256:
+        return None
+    return ipaddress.IPv4Network((int(subnet.broadcast_address) - 31, 27))
+
+
 def reserved(subnet: IPv4Net) -> set[IPv4]:
     offsets = range(first_machine_offset(subnet))
-    return {subnet.network_address + i for i in offsets} | {subnet.broadcast_address}
+    kept = {subnet.network_address + i for i in offsets} | {subnet.broadcast_address}
+    left_to_docker = docker_range(subnet)
+    if left_to_docker is not None:
+        kept |= set(left_to_docker)
+    return kept
 
 
 def check_requested(subnet: IPv4Net, text: str, taken: dict[IPv4, str]) -> IPv4:
@@ -48,8 +61,9 @@ def check_requested(subnet: IPv4Net, text: str, taken: dict[IPv4, str]) -> IPv4:
                            f"give an address inside {subnet}, or leave --ip out")
     if address in reserved(subnet):
         first = subnet.network_address + first_machine_offset(subnet)
-        raise InvalidInput(f"Address {address} is reserved in {subnet} (bridge, gateway and "
-                           "lab services)", f"use {first} or above, or leave --ip out")
+        raise InvalidInput(f"Address {address} is reserved in {subnet} (bridge, gateway, lab "
+                           "services, and the range Docker gives containers joined by hand)",
+                           f"use {first} or above, or leave --ip out")
     if address in taken:
         raise Conflict(f"Address {address} is taken by '{taken[address]}'",
                        "choose another with --ip, or leave --ip out to get a free one")

@@ -229,8 +229,10 @@ def _create_network(engine: Engine, request: UpRequest, report: Report) -> Netwo
               Label.SUBNET: str(subnet)}
     if request.test:
         labels[Label.TEST] = "1"
+    left_to_docker = allocator.docker_range(subnet)
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-        subnet=str(subnet), gateway=str(allocator.bridge_address(subnet)))])
+        subnet=str(subnet), gateway=str(allocator.bridge_address(subnet)),
+        iprange=str(left_to_docker) if left_to_docker else None)])
     try:
         return engine.client.networks.create(network_name(request.name), driver="bridge",
                                              ipam=ipam, labels=labels, check_duplicate=True)
