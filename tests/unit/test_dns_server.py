@@ -280,3 +280,22 @@ def test_idle_tcp_connection_is_closed_by_the_server(run: Any) -> None:
             assert await asyncio.to_thread(wait_for_close) == b""
 
     run(scenario)
+
+
+def test_update_is_not_implemented_and_unknown_edns_versions_get_badvers() -> None:
+    import dns.update
+
+    from onebox.dns.server import _BadQuery, _parse
+
+    update = dns.update.UpdateMessage("lab.internal")
+    update.add("x", 5, "A", "10.80.0.9")
+    with pytest.raises(_BadQuery) as refused:
+        _parse(update.to_wire())
+    assert refused.value.reply is not None
+    assert dns.message.from_wire(refused.value.reply).rcode() == dns.rcode.NOTIMP
+
+    query = dns.message.make_query("web.lab.internal", "A", use_edns=1)
+    with pytest.raises(_BadQuery) as versioned:
+        _parse(query.to_wire())
+    assert versioned.value.reply is not None
+    assert dns.message.from_wire(versioned.value.reply).rcode() == dns.rcode.BADVERS

@@ -352,15 +352,24 @@ def _parse(data: bytes) -> dns.message.Message:
     """The query in `data`, or _BadQuery with the error reply it deserves."""
     if len(data) < 12 or data[2] & QR_BIT:
         raise _BadQuery(None)  # no header to answer, or a reply: answering could loop
+    if (data[2] >> 3) & 0x0F != dns.opcode.QUERY:  # UPDATE, NOTIFY...: read before parsing,
+        raise _BadQuery(_header_reply(data, dns.rcode.NOTIMP))  # their sections differ
     try:
         query = dns.message.from_wire(data)
     except Exception as exc:
         raise _BadQuery(_header_reply(data, dns.rcode.FORMERR)) from exc
-    if query.opcode() != dns.opcode.QUERY:
-        raise _BadQuery(_header_reply(data, dns.rcode.NOTIMP))
+    if query.edns > 0:  # RFC 6891: an EDNS version we do not speak gets BADVERS
+        raise _BadQuery(_badvers(query))
     if len(query.question) != 1:
         raise _BadQuery(_header_reply(data, dns.rcode.FORMERR))
     return query
+
+
+def _badvers(query: dns.message.Message) -> bytes:
+    reply = dns.message.make_response(query)
+    reply.use_edns(0, 0, 1232)
+    reply.set_rcode(dns.rcode.BADVERS)
+    return bytes(reply.to_wire())
 
 
 def _header_reply(data: bytes, rcode: dns.rcode.Rcode) -> bytes:
