@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, err, user_errors
+from onebox.cli.output import LabOption, emit_json, err, user_errors
 from onebox.engine import connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
@@ -17,7 +17,6 @@ app = typer.Typer(
     help="The lab's certificate authority behind its HTTPS URLs.", no_args_is_help=True
 )
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")]
 
 
 @app.command()

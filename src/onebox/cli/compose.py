@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, report, user_errors
-from onebox.cli.stack import JsonOption, LabOption, VolumesOption, remove
+from onebox.cli.output import JsonOption, LabOption, emit_json, report, user_errors
+from onebox.cli.stack import VolumesOption, remove
 from onebox.cli.template import print_stack
 from onebox.engine import connect
 from onebox.labs import lab as labs

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, err, out, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, err, out, user_errors
 from onebox.engine import Engine, connect
 from onebox.errors import InvalidInput
 from onebox.labs import admin
@@ -15,8 +15,6 @@ from onebox.labs import lab as labs
 
 app = typer.Typer(help="The lab's dashboard: its address and its admin password.")
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _url(lab: labs.Lab) -> str:

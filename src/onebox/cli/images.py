@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onebox.cli.output import emit_json, report, table, user_errors
+from onebox.cli.output import JsonOption, emit_json, report, table, user_errors
 from onebox.engine import connect
 from onebox.images import base, busybox, gateway
 
@@ -17,7 +17,6 @@ app = typer.Typer(
 )
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Make them again even when up to date.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 PREFIX = "onebox/"
 

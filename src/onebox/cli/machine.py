@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, out, table, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, out, table, user_errors
 from onebox.engine import Engine, connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
@@ -18,9 +18,6 @@ from onebox.machines import machine as machines
 app = typer.Typer(help="Create and drive machines: containers that play computers.",
                   no_args_is_help=True)
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.",
-                                        envvar="ONEBOX_LAB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 NameArg = Annotated[str, typer.Argument(help="Machine name (a DNS label).")]
 
 DEFAULT_IMAGE = "onebox/base:bookworm"

@@ -16,7 +16,7 @@ from onebox.cli import share as share_cli
 from onebox.cli import ssh as ssh_cli
 from onebox.cli import stack as stack_cli
 from onebox.cli import template as template_cli
-from onebox.cli.output import emit_json, err, out, report, table, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, err, out, report, table, user_errors
 from onebox.engine import connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
@@ -35,9 +35,6 @@ app.add_typer(ssh_cli.app, name="ssh")
 lab_app = typer.Typer(help="List the labs on this host.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.",
-                                        envvar="ONEBOX_LAB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _gateway_image(engine: object) -> str:

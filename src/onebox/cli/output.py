@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import docker.errors
 import typer
@@ -20,6 +20,11 @@ out = Console(highlight=False, soft_wrap=True)  # commands stay whole for copy a
 err = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# The options every command shares, defined once.
+LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def report(line: str) -> None:
@@ -50,11 +55,15 @@ def user_errors() -> Iterator[None]:
         try:
             yield
         except docker.errors.NotFound as exc:  # removed by someone else meanwhile
-            raise NotFound(f"It was removed while onebox worked on it: {exc.explanation}",
-                           "run the command again") from exc
+            raise NotFound(
+                f"It was removed while onebox worked on it: {exc.explanation}",
+                "run the command again",
+            ) from exc
         except docker.errors.APIError as exc:
-            raise OperationFailed(f"The Docker engine refused: {exc.explanation}",
-                                  "read the reason above, then run the command again") from exc
+            raise OperationFailed(
+                f"The Docker engine refused: {exc.explanation}",
+                "read the reason above, then run the command again",
+            ) from exc
     except OneboxError as exc:
         err.print(f"[bold red]error:[/bold red] {exc.message}", markup=True, soft_wrap=True)
         if exc.fix:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, out, report, user_errors
+from onebox.cli.output import LabOption, emit_json, out, report, user_errors
 from onebox.engine import connect
 from onebox.labs import lab as labs
 from onebox.labs import share as sharing
@@ -24,9 +24,7 @@ ENTRY_POINTS = (
 
 
 def share(
-    lab: Annotated[
-        str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")
-    ] = "default",
+    lab: LabOption = "default",
     allow: Annotated[
         list[str] | None,
         typer.Option(

@@ -19,7 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from onebox.cli.output import emit_json, out, table, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, out, table, user_errors
 from onebox.engine import Engine, attach, connect
 from onebox.errors import Conflict, InvalidInput
 from onebox.labs import lab as labs
@@ -46,8 +46,6 @@ app = typer.Typer(
     "of the gateway's SSH entry.",
 )
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.command(ENTER)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, out, report, table, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, out, report, table, user_errors
 from onebox.engine import connect
 from onebox.errors import NotFound
 from onebox.labs import lab as labs
@@ -16,8 +16,6 @@ app = typer.Typer(
     help="Stacks: machines made together from a template or a compose file.", no_args_is_help=True
 )
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 VolumesOption = Annotated[
     bool,
     typer.Option(

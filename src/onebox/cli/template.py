@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import emit_json, err, out, report, table, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, err, out, report, table, user_errors
 from onebox.engine import connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
@@ -19,8 +19,6 @@ app = typer.Typer(
     help="Ready stacks (WordPress, LAMP, Django, ...) in one command.", no_args_is_help=True
 )
 
-LabOption = Annotated[str, typer.Option("--lab", "-l", help="Lab to act on.", envvar="ONEBOX_LAB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.command("ls")
