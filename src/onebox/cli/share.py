@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import LabOption, emit_json, out, report, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, out, report, user_errors
 from onebox.engine import connect
 from onebox.labs import lab as labs
 from onebox.labs import share as sharing
@@ -34,7 +34,7 @@ def share(
         ),
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="Publish on loopback only again.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Share the lab on the LAN: its URLs, proxies, DNS and SSH on every host address."""
     from onebox.images import gateway
