@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onebox.cli.output import LabOption, emit_json, err, user_errors
+from onebox.cli.output import JsonOption, LabOption, emit_json, err, user_errors
 from onebox.engine import connect
 from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
@@ -26,7 +26,7 @@ def export(
         Path | None,
         typer.Option("--out", "-o", help="Write the CA certificate (PEM) here; default: stdout."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Write the lab's CA certificate, e.g. for `curl --cacert` or a browser's trust store."""
     with user_errors():
