@@ -57,10 +57,29 @@ class Leftovers:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(container, force=True, v=True)
         for network in reversed(self.networks):
-            with contextlib.suppress(docker.errors.NotFound):
-                api.remove_network(network)
+            _remove_network(api, network)
         self.containers.clear()
         self.networks.clear()
+
+
+def _remove_network(api: Any, network: str) -> None:
+    """Docker may still hold an endpoint of a container removed a moment ago: a few tries,
+    then a warning naming the network, never an exception that would lose the results."""
+    for attempt in range(5):
+        try:
+            api.remove_network(network)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if attempt == 4:
+                log.warning(
+                    "Could not remove network %s: %s; remove it with `docker network " "rm %s`",
+                    network[:12],
+                    exc.explanation,
+                    network[:12],
+                )
+            time.sleep(2)
 
 
 @dataclass

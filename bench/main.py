@@ -73,8 +73,16 @@ def parse_args(argv: list[str]) -> tuple[Plan, Path]:
 
 
 class Run:
-    def __init__(self, plan: Plan, lab: BenchLab, leftovers: Leftovers, scratch: Path) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        lab: BenchLab,
+        leftovers: Leftovers,
+        scratch: Path,
+        write: Callable[[list[Section]], None],
+    ) -> None:
         self.plan, self.lab, self.leftovers, self.scratch = plan, lab, leftovers, scratch
+        self.write = write
         self.sections: list[Section] = []
 
     def step(self, name: str, title: str, work: Callable[[], Section | None]) -> None:
@@ -89,6 +97,7 @@ class Run:
             section = Section(name, title, skipped=f"the run failed: {exc}")
         if section is not None:
             self.sections.append(section)
+            self.write(self.sections)
         log.info("%s took %.0f s", name, time.monotonic() - begin)
 
     def all(self) -> None:
@@ -146,35 +155,39 @@ def main(argv: list[str]) -> int:
     peers.ensure_image(engine)
     leftovers = Leftovers(engine)
     lab: BenchLab | None = None
-    run: Run | None = None
     try:
         peer_versions = peers.versions(engine, leftovers)
         lab = benchlab.up()
         gateway = lab.gateway()
         gateway_python = gateway.exec_run(["python3", "--version"]).output.decode().strip()
         machine = host.facts(engine, peer_versions, gateway.image.id[:19], gateway_python)
+
+        def write(sections: list[Section]) -> None:
+            """After every section, so that a failure later loses nothing measured."""
+            report = Report(
+                started=started.strftime("%Y-%m-%d %H:%M UTC"),
+                minutes=(time.monotonic() - began) / 60,
+                machine=machine,
+                sections=sections,
+                commands=[
+                    "bash scripts/setup",
+                    "bash bench/setup",
+                    "bench/run " + " ".join(shlex.quote(a) for a in argv),
+                ],
+                conditions=[*conditions, f"At the end: {host.busy()}."],
+            )
+            out.write_text(report.markdown())
+
         with tempfile.TemporaryDirectory(prefix="obtest-bench-") as scratch:
-            run = Run(plan, lab, leftovers, Path(scratch))
+            run = Run(plan, lab, leftovers, Path(scratch), write)
             run.all()
+        log.info("Wrote %s", out)
     finally:
-        leftovers.remove()
-        if lab is not None:
-            benchlab.destroy(engine, lab.name)
-    conditions.append(f"At the end: {host.busy()}.")
-    report = Report(
-        started=started.strftime("%Y-%m-%d %H:%M UTC"),
-        minutes=(time.monotonic() - began) / 60,
-        machine=machine,
-        sections=run.sections,
-        commands=[
-            "bash scripts/setup",
-            "bash bench/setup",
-            "bench/run " + " ".join(shlex.quote(a) for a in argv),
-        ],
-        conditions=conditions,
-    )
-    out.write_text(report.markdown())
-    log.info("Wrote %s", out)
+        try:
+            leftovers.remove()
+        finally:
+            if lab is not None:
+                benchlab.destroy(engine, lab.name)
     return 0
 
 
