@@ -88,7 +88,9 @@ def show(name: NameArg, lab: LabOption = "default", json_out: JsonOption = False
     with user_errors():
         engine = connect()
         current = labs.load(engine, lab)
-        machine = machines.describe(current, machines.find(engine, current, name))
+        container = machines.find(engine, current, name)
+        container.reload()
+        machine = machines.describe(current, container)
         if json_out:
             emit_json({**machine.as_dict(), "labels": machine.labels})
             return

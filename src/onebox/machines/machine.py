@@ -26,7 +26,7 @@ from onebox.state import lab_lock
 log = logging.getLogger(__name__)
 
 # A machine whose command ends within this time is taken as failed to start.
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 0.5
 # What a machine runs when its image offers only a shell: it stays up, like a computer.
 # A number rather than `infinity`, which busybox's sleep does not take.
 IDLE_COMMAND = ["sleep", "2147483647"]
@@ -108,7 +108,7 @@ def describe(lab: Lab, container: Container) -> Machine:
 
 
 def list_machines(engine: Engine, lab: Lab) -> list[Machine]:
-    machines = [describe(lab, c) for c in engine.machines(lab.name)]
+    machines = [describe(lab, c) for c in engine.machines(lab.name, full=True)]
     return sorted(machines, key=lambda m: ipaddress.IPv4Address(m.ip or "0.0.0.0"))
 
 
@@ -180,7 +180,9 @@ def _check_web_port(port: int) -> None:
         raise InvalidInput(f"Web port {port} is not a TCP port", "give a port from 1 to 65535")
 
 
-def _check_unused(engine: Engine, lab: Lab, name: str) -> None:
+def _check_unused(engine: Engine, lab: Lab, name: str, renaming: str = "") -> None:
+    """Refuses a name that a machine has, or that Docker still answers for a renamed one
+    (its hostname); `renaming` is the id of a machine that may take its own old name back."""
     try:
         find(engine, lab, name)
     except NotFound:
@@ -189,7 +191,8 @@ def _check_unused(engine: Engine, lab: Lab, name: str) -> None:
         raise Conflict(f"Machine '{name}' already exists in lab '{lab.name}'",
                        f"choose another name, or remove it with `onebox machine rm {name}`")
     for container in engine.lab_containers(lab.name):
-        if (container.attrs.get("Config") or {}).get("Hostname") == name:
+        # A machine's hostname is the name it was created with, kept in its label.
+        if container.labels.get(Label.MACHINE) == name and container.id != renaming:
             current = machine_name(lab.name, container)
             raise Conflict(f"Name '{name}' is still the hostname of machine '{current}', which "
                            "was renamed; Docker answers it inside the lab",
@@ -318,9 +321,10 @@ def rename(engine: Engine, lab: Lab, name: str, new_name: str) -> Machine:
     new = names.check_machine_name(new_name)
     with lab_lock(lab.name):
         container = find(engine, lab, name)
-        _check_unused(engine, lab, new)
+        _check_unused(engine, lab, new, renaming=container.id)
         old = machine_name(lab.name, container)
         container.rename(container_name(lab.name, new))
+        container.reload()
         _move_alias(engine, lab, container, old, new)
         container.reload()
     return describe(lab, container)
