@@ -309,3 +309,27 @@ def test_a_lan_neighbour_reaches_the_lab_only_through_the_proxy_once_allowed(
 
     direct = curl("--connect-timeout", "2", f"http://{web['ip']}/", netns=netns.name)
     assert direct.code == 0, "the neighbour has no route to machines but through the proxy"
+
+
+def test_urls_by_name_go_through_the_reverse_proxy_with_web_port_names_and_https(
+    lab: LabHandle, busybox_image: str, tmp_path: Any
+) -> None:
+    """A browser behind the proxy or the PAC file sees what the reverse proxy serves: the
+    machine's own web port, its extra names, and HTTPS with the lab's certificates."""
+    command = "mkdir -p /w && echo api-8080 > /w/index.html && exec httpd -f -p 8080 -h /w"
+    domain = lab.domain
+    lab.cli("machine", "create", "api", "--image", busybox_image, "--web-port", "8080",
+            "--url", f"shop.{domain}", "--url", f"*.shop.{domain}", "--", "sh", "-c", command)
+    try:
+        for name in (f"api.{domain}", f"shop.{domain}", f"x.shop.{domain}"):
+            answer = through(lab, f"http://{name}/")
+            assert (answer.code, answer.body.strip()) == (200, "api-8080"), answer.error
+        _, socks = ports(lab)
+        answer = curl("--socks5-hostname", f"127.0.0.1:{socks}", f"http://shop.{domain}/")
+        assert (answer.code, answer.body.strip()) == (200, "api-8080"), answer.error
+        ca = tmp_path / "lab-ca.pem"
+        lab.cli("ca", "export", "--out", str(ca))
+        answer = through(lab, f"https://api.{domain}/", "--cacert", str(ca))
+        assert (answer.code, answer.body.strip()) == (200, "api-8080"), answer.error
+    finally:
+        lab.cli("machine", "rm", "api")

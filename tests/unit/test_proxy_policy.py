@@ -14,6 +14,7 @@ from onebox.proxy.policy import Machine, Policy, Verdict, from_environment, max_
 SUBNET = ipaddress.IPv4Network("10.88.5.0/24")
 GATEWAY = ipaddress.IPv4Address("10.88.5.2")
 WEB = ipaddress.IPv4Address("10.88.5.10")
+API = ipaddress.IPv4Address("10.88.5.12")
 
 
 def lab_policy(allow_admin: bool = False) -> Policy:
@@ -22,6 +23,7 @@ def lab_policy(allow_admin: bool = False) -> Policy:
         [
             Machine("web", WEB, urls=("shop.lab.internal", "*.apps.lab.internal")),
             Machine("db", ipaddress.IPv4Address("10.88.5.11"), running=False),
+            Machine("api", API, web_port=8080),
         ]
     )
     return policy
@@ -30,9 +32,12 @@ def lab_policy(allow_admin: bool = False) -> Policy:
 ALLOWED = [
     ("web.lab.internal", 80, WEB),
     ("web", 80, WEB),
-    ("WEB.Lab.Internal.", 443, WEB),
-    ("shop.lab.internal", 80, WEB),
-    ("x.apps.lab.internal", 80, WEB),
+    # HTTPS and extra URL names are the reverse proxy's, on the gateway
+    ("WEB.Lab.Internal.", 443, GATEWAY),
+    ("shop.lab.internal", 80, GATEWAY),
+    ("x.apps.lab.internal", 80, GATEWAY),
+    ("api.lab.internal", 80, GATEWAY),  # its web server is on 8080
+    ("api.lab.internal", 8080, API),
     ("a.b.apps.lab.internal", 8080, WEB),
     ("10.88.5.10", 22, WEB),
     ("::ffff:10.88.5.10", 80, WEB),

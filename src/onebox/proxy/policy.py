@@ -63,6 +63,15 @@ class Decision:
         return self.verdict is Verdict.ALLOW
 
 
+def _is_url(relative: str, port: int, machine: MachineLike) -> bool:
+    """HTTPS by name, an extra URL name, or a machine whose web server is not on port 80:
+    what the reverse proxy serves and a direct connection would miss. A machine's own
+    name on port 80 with its web server there goes direct, one hop shorter."""
+    if port == 443:
+        return True
+    return port == 80 and (relative != machine.name.lower() or machine.web_port != 80)
+
+
 class MachineLike(Protocol):
     """What the policy needs of a machine; the gateway's MachineView has it."""
 
@@ -78,6 +87,9 @@ class MachineLike(Protocol):
     @property
     def urls(self) -> tuple[str, ...]: ...
 
+    @property
+    def web_port(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Machine:
@@ -85,6 +97,7 @@ class Machine:
     ip: ipaddress.IPv4Address
     running: bool = True
     urls: tuple[str, ...] = ()
+    web_port: int = 80
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -212,6 +225,10 @@ class Policy:
             return Decision(Verdict.UNKNOWN, f"no machine named {relative}.{self.domain}")
         if not machine.running:
             return Decision(Verdict.UNKNOWN, f"machine {machine.name} is stopped")
+        if _is_url(relative, port, machine):
+            # The URL belongs to the gateway's reverse proxy, which knows the machine's web
+            # port, its extra names and the lab's HTTPS certificates.
+            return Decision(Verdict.ALLOW, "lab URL, through the reverse proxy", self.gateway_ip)
         return self._by_address(machine.ip, port)
 
     def _lookup(self, relative: str) -> MachineLike | None:
