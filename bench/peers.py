@@ -40,7 +40,12 @@ def ensure_image(engine: Engine) -> str:
         tar.addfile(entry, io.BytesIO(recipe))
     context.seek(0)
     engine.client.images.build(
-        fileobj=context, custom_context=True, tag=IMAGE, rm=True, labels={RECIPE_LABEL: digest}
+        fileobj=context,
+        custom_context=True,
+        tag=IMAGE,
+        rm=True,
+        forcerm=True,
+        labels={RECIPE_LABEL: digest},
     )
     return IMAGE
 
