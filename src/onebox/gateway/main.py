@@ -63,14 +63,9 @@ class DnsPlane:
         await self.server.close()
 
 
-def dns_planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
-    """The DNS process's only plane."""
-    return [DnsPlane(settings)]
-
-
 def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
-    """Every other data plane, in the main process. A plane that cannot be made is left
-    out with a warning: the others go on."""
+    """Every data plane the gateway runs, DNS first so names answer soonest. A plane
+    that cannot be made is left out with a warning: the others, DNS above all, go on."""
     makers: list[tuple[str, Callable[[], Plane]]] = [
         ("reverse proxy", lambda: ReverseProxyPlane(settings)),
         ("SSH entry", lambda: SshPlane(settings, engine)),
@@ -78,7 +73,7 @@ def planes(settings: gateway_settings.Settings, engine: Engine) -> list[Plane]:
         ("forward proxy", lambda: ForwardPlane(settings)),
         ("SOCKS5 proxy", lambda: SocksPlane(settings)),
     ]
-    made: list[Plane] = []
+    made: list[Plane] = [DnsPlane(settings)]
     for title, make in makers:
         try:
             made.append(make())
@@ -104,30 +99,10 @@ async def start_planes(candidates: list[Plane]) -> list[Plane]:
     return started
 
 
-async def supervise_dns() -> None:
-    """Runs DNS in a process of its own, so that the dashboard's stats streams and the
-    proxies' work never delay an answer, and restarts it if it ever ends."""
-    while True:
-        child = await asyncio.create_subprocess_exec(sys.executable, "-m",
-                                                     "onebox.gateway.main", "dns")
-        try:
-            code = await child.wait()
-        except asyncio.CancelledError:
-            if child.returncode is None:
-                child.terminate()
-                await child.wait()
-            raise
-        log.warning("The DNS process ended with code %s; starting it again", code)
-        await asyncio.sleep(1.0)
-
-
-async def serve(settings: gateway_settings.Settings,
-                make: Callable[[gateway_settings.Settings, Engine], list[Plane]] = planes,
-                ) -> None:
+async def serve(settings: gateway_settings.Settings) -> None:
     engine = connect()
     loop = asyncio.get_running_loop()
-    running = make(settings, engine)
-    dns_process = asyncio.create_task(supervise_dns()) if make is planes else None
+    running = planes(settings, engine)
 
     def on_change(views: list[MachineView]) -> None:
         for plane in running:
@@ -141,17 +116,13 @@ async def serve(settings: gateway_settings.Settings,
     watcher.listeners.append(on_change)
     running[:] = await start_planes(running)
     watcher.start()
-    log.info("Gateway of lab '%s' serving %s (%s)", settings.lab, settings.domain,
-             ", ".join(p.name for p in running))
+    log.info("Gateway of lab '%s' serving %s", settings.lab, settings.domain)
 
     stopped = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
     await stopped.wait()
     watcher.stop()
-    if dns_process is not None:
-        dns_process.cancel()
-        await asyncio.gather(dns_process, return_exceptions=True)
     for plane in reversed(running):
         await plane.close()
 
@@ -173,13 +144,8 @@ def run() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "run"
     if command == "health":
         sys.exit(health())
-    if command not in ("run", "dns"):
-        sys.exit(f"unknown command {command!r}: use `run`, `dns` or `health`")
+    if command != "run":
+        sys.exit(f"unknown command {command!r}: use `run` or `health`")
     import uvloop
 
-    make = dns_planes if command == "dns" else planes
-    uvloop.run(serve(gateway_settings.from_environment(), make))
-
-
-if __name__ == "__main__":
-    run()
+    uvloop.run(serve(gateway_settings.from_environment()))
