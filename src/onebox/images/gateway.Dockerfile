@@ -12,7 +12,7 @@ RUN apt-get update \
 # Settings before files: each step after a changed one runs again, even one that only sets
 # metadata, and onebox's wheel changes with every edit.
 ENV PATH=/opt/onebox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["/opt/onebox/bin/onebox-gateway", "health"]
 ENTRYPOINT ["/opt/onebox/bin/onebox-gateway"]
 CMD ["run"]
