@@ -155,8 +155,13 @@ def destroy(engine: Engine, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_volume(volume.id, force=True)
     for network in engine.client.networks.list(filters=label):
-        with contextlib.suppress(docker.errors.NotFound):
+        try:
             api.remove_network(network.id)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # a stale endpoint: only a dockerd restart helps
+            log.warning("Docker would not remove network %s (%s); remove it by id later",
+                        network.name, exc.explanation)
 
 
 def wait_for_engine(engine: Engine, seconds: float = 180) -> None:

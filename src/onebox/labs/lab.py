@@ -4,6 +4,7 @@ back from Docker labels; nothing is kept elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -415,6 +416,25 @@ def destroy(engine: Engine, name: str, report: Report) -> int:
         return _remove_lab_objects(engine, name, report)
 
 
+def _remove_network(network: Network, former: list[str]) -> None:
+    """Docker 20.10 sometimes keeps an endpoint of a container it already removed, and then
+    refuses to remove the network; a forced disconnect by the old name clears it."""
+    try:
+        remove_quietly(network)
+        return
+    except OperationFailed:
+        log.warning("Network %s still lists endpoints; disconnecting them by force",
+                    network.name)
+    for container_name in former:
+        with contextlib.suppress(docker.errors.APIError):
+            network.disconnect(container_name, force=True)
+    try:
+        remove_quietly(network)
+    except OperationFailed as exc:
+        raise OperationFailed(f"Docker will not remove network '{network.name}': {exc.message}",
+                              "restart dockerd, then run `onebox destroy` again") from exc
+
+
 def _remove_lab_objects(engine: Engine, name: str, report: Report) -> int:
     network = engine.lab_network(name)
     containers = engine.lab_containers(name)
@@ -427,6 +447,6 @@ def _remove_lab_objects(engine: Engine, name: str, report: Report) -> int:
         volume.remove(force=True)
     if network is not None:
         report(f"Removing network {network.name}")
-        remove_quietly(network)
+        _remove_network(network, [c.name for c in containers])
     _stopped_by_down(name).unlink(missing_ok=True)
     return len(containers) + len(volumes) + (network is not None)
