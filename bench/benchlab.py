@@ -160,8 +160,11 @@ def destroy(engine: Engine, name: str) -> None:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:  # a stale endpoint: only a dockerd restart helps
-            log.warning("Docker would not remove network %s (%s); remove it by id later",
-                        network.name, exc.explanation)
+            log.warning(
+                "Docker would not remove network %s (%s); remove it by id later",
+                network.name,
+                exc.explanation,
+            )
 
 
 def wait_for_engine(engine: Engine, seconds: float = 180) -> None:

@@ -35,16 +35,24 @@ class Result:
         return json.loads(self.stdout)
 
 
-def onebox(*args: str, check: bool = True, env: dict[str, str] | None = None,
-           timeout: float = 600) -> Result:
+def onebox(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600
+) -> Result:
     """Runs the real CLI as a user would."""
     full_env = {**os.environ, "ONEBOX_TEST": "1", **(env or {})}
-    proc = subprocess.run([ONEBOX, *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [ONEBOX, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:
-        raise AssertionError(f"onebox {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"onebox {' '.join(args)} exited {proc.returncode}:\n" f"{proc.stdout}\n{proc.stderr}"
+        )
     return result
 
 
@@ -156,8 +164,17 @@ def make_lab(engine: Any) -> Iterator[LabHandle]:
         for _ in range(5):
             subnet = free_subnet(engine)
             bridge = str(ipaddress.IPv4Network(subnet)[1])
-            result = onebox("up", "--lab", name, "--subnet", subnet, "--upstream",
-                            f"{bridge}:{port}", "--json", check=False)
+            result = onebox(
+                "up",
+                "--lab",
+                name,
+                "--subnet",
+                subnet,
+                "--upstream",
+                f"{bridge}:{port}",
+                "--json",
+                check=False,
+            )
             if result.code != 4 or "overlaps" not in result.stderr:
                 break
         if result.code != 0:

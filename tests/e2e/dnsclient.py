@@ -18,8 +18,9 @@ def ask(name: str, port: int, qtype: str = "A", tcp: bool = False) -> dns.messag
 
 
 def addresses(reply: dns.message.Message) -> list[str]:
-    return sorted(r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A
-                  for r in rrset)
+    return sorted(
+        r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset
+    )
 
 
 def wait_for(name: str, port: int, expected: list[str], seconds: float = 10.0) -> list[str]:

@@ -44,14 +44,16 @@ def test_second_up_changes_nothing_and_says_so(lab: LabHandle) -> None:
 
 
 def test_two_labs_live_side_by_side_with_their_own_subnets_and_ports(
-        lab: LabHandle, engine: Any) -> None:
+    lab: LabHandle, engine: Any
+) -> None:
     second_lab = make_lab(engine)
     other = next(second_lab)
     try:
         assert other.info["subnet"] != lab.info["subnet"]
         assert other.dns_port != lab.dns_port
         assert addresses(ask(f"gateway.{other.domain}", other.dns_port)) == [
-            other.info["gateway"]["ip"]]
+            other.info["gateway"]["ip"]
+        ]
         names = [x["lab"] for x in onebox("lab", "ls", "--json").json()]
         assert lab.name in names and other.name in names
     finally:
@@ -59,8 +61,18 @@ def test_two_labs_live_side_by_side_with_their_own_subnets_and_ports(
 
 
 def test_down_keeps_the_lab_and_up_brings_it_back(lab: LabHandle, engine: Any) -> None:
-    lab.cli("machine", "create", "keeper", "--image", "onebox/busybox:latest", "--",
-            "httpd", "-f", "-p", "80")
+    lab.cli(
+        "machine",
+        "create",
+        "keeper",
+        "--image",
+        "onebox/busybox:latest",
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    )
     before = lab.cli("machine", "show", "keeper", "--json").json()
     lab.cli("down")
     assert lab.cli("machine", "show", "keeper", "--json").json()["state"] == "exited"
@@ -76,8 +88,9 @@ def test_destroy_removes_everything_it_made(engine: Any, busybox_image: str) -> 
     made = make_lab(engine)
     other = next(made)
     try:
-        other.cli("machine", "create", "doomed", "--image", busybox_image, "--", "httpd",
-                  "-f", "-p", "80")
+        other.cli(
+            "machine", "create", "doomed", "--image", busybox_image, "--", "httpd", "-f", "-p", "80"
+        )
         refused = onebox("destroy", "--lab", other.name, check=False)
         assert refused.code != 0 and "--yes" in refused.stderr
         onebox("destroy", "--lab", other.name, "--yes")
@@ -89,16 +102,34 @@ def test_destroy_removes_everything_it_made(engine: Any, busybox_image: str) -> 
         made.close()
 
 
-def test_a_down_lab_refuses_new_machines_and_up_keeps_stopped_ones_stopped(
-        lab: LabHandle) -> None:
-    lab.cli("machine", "create", "runner", "--image", "onebox/busybox:latest", "--",
-            "httpd", "-f", "-p", "80")
-    lab.cli("machine", "create", "sleeper", "--image", "onebox/busybox:latest", "--",
-            "httpd", "-f", "-p", "80")
+def test_a_down_lab_refuses_new_machines_and_up_keeps_stopped_ones_stopped(lab: LabHandle) -> None:
+    lab.cli(
+        "machine",
+        "create",
+        "runner",
+        "--image",
+        "onebox/busybox:latest",
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    )
+    lab.cli(
+        "machine",
+        "create",
+        "sleeper",
+        "--image",
+        "onebox/busybox:latest",
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    )
     lab.cli("machine", "stop", "sleeper")
     lab.cli("down")
-    refused = lab.cli("machine", "create", "late", "--image", "onebox/busybox:latest",
-                      check=False)
+    refused = lab.cli("machine", "create", "late", "--image", "onebox/busybox:latest", check=False)
     assert refused.code == 4 and "is down" in refused.stderr and "onebox up" in refused.stderr
     assert lab.cli("machine", "start", "runner", check=False).code == 4
     lab.cli("up")

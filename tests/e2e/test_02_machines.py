@@ -48,15 +48,15 @@ def test_other_machines_resolve_by_bare_name_and_fqdn(lab: LabHandle, pair: dict
     beta_ip = pair["beta"]["ip"]
     bare = lab.cli("machine", "exec", "alpha", "--", "getent", "hosts", "beta").stdout
     assert bare.split()[0] == beta_ip
-    full = lab.cli("machine", "exec", "alpha", "--", "getent", "hosts",
-                   f"beta.{lab.domain}").stdout
+    full = lab.cli("machine", "exec", "alpha", "--", "getent", "hosts", f"beta.{lab.domain}").stdout
     assert full.split()[0] == beta_ip
 
 
 def test_dns_answers_machine_names_on_the_host_port(lab: LabHandle, pair: dict) -> None:
     assert addresses(ask(f"alpha.{lab.domain}", lab.dns_port)) == [pair["alpha"]["ip"]]
     assert addresses(ask(f"BETA.{lab.domain.upper()}", lab.dns_port, tcp=True)) == [
-        pair["beta"]["ip"]]
+        pair["beta"]["ip"]
+    ]
 
 
 def test_address_survives_machine_restart_and_stop(lab: LabHandle, pair: dict) -> None:
@@ -74,8 +74,7 @@ def test_address_survives_machine_restart_and_stop(lab: LabHandle, pair: dict) -
 
 def test_requested_address_is_used(lab: LabHandle) -> None:
     wanted = str(ipaddress.IPv4Network(lab.info["subnet"])[200])
-    made = lab.cli("machine", "create", "fixed", "--image", BASE, "--ip", wanted,
-                   "--json").json()
+    made = lab.cli("machine", "create", "fixed", "--image", BASE, "--ip", wanted, "--json").json()
     assert made["ip"] == wanted
     assert wait_for(f"fixed.{lab.domain}", lab.dns_port, [wanted]) == [wanted]
     lab.cli("machine", "rm", "fixed")
@@ -91,15 +90,23 @@ def test_remove_frees_the_address_and_the_name(lab: LabHandle) -> None:
 
 
 def test_exec_returns_the_command_exit_code(lab: LabHandle, pair: dict) -> None:
-    result = lab.cli("machine", "exec", "alpha", "--", "sh", "-c", "echo out; exit 7",
-                     check=False)
+    result = lab.cli("machine", "exec", "alpha", "--", "sh", "-c", "echo out; exit 7", check=False)
     assert result.code == 7
     assert result.stdout.strip() == "out"
 
 
 def test_logs_show_the_machine_output(lab: LabHandle, busybox_image: str) -> None:
-    lab.cli("machine", "create", "talker", "--image", busybox_image, "--", "sh", "-c",
-            "echo hello-from-talker; exec sleep 3600")
+    lab.cli(
+        "machine",
+        "create",
+        "talker",
+        "--image",
+        busybox_image,
+        "--",
+        "sh",
+        "-c",
+        "echo hello-from-talker; exec sleep 3600",
+    )
     assert "hello-from-talker" in lab.cli("machine", "logs", "talker").stdout
     lab.cli("machine", "rm", "talker")
 
@@ -113,16 +120,22 @@ def test_status_lists_every_machine(lab: LabHandle, pair: dict) -> None:
 
 
 def test_a_container_joined_by_hand_gets_an_address_onebox_never_hands_out(
-        lab: LabHandle, engine: Any, busybox_image: str) -> None:
+    lab: LabHandle, engine: Any, busybox_image: str
+) -> None:
     subnet = ipaddress.IPv4Network(lab.info["subnet"])
     joined = engine.client.containers.run(
-        busybox_image, ["sleep", "300"], name=f"{lab.name}-joined-by-hand",
-        network=f"{lab.name}_net", labels={"onebox.lab": lab.name, "onebox.test": "1"},
-        detach=True)
+        busybox_image,
+        ["sleep", "300"],
+        name=f"{lab.name}-joined-by-hand",
+        network=f"{lab.name}_net",
+        labels={"onebox.lab": lab.name, "onebox.test": "1"},
+        detach=True,
+    )
     try:
         joined.reload()
         address = joined.attrs["NetworkSettings"]["Networks"][f"{lab.name}_net"]["IPAddress"]
         assert ipaddress.IPv4Address(address) in ipaddress.IPv4Network(
-            (int(subnet.broadcast_address) - 31, 27))
+            (int(subnet.broadcast_address) - 31, 27)
+        )
     finally:
         engine.client.api.remove_container(joined.id, force=True)

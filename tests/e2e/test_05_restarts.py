@@ -30,8 +30,7 @@ def wait_for_engine(engine: Any, seconds: float = 60) -> None:
     raise AssertionError("the Docker engine did not come back; see /var/log/onebox/dockerd.log")
 
 
-def test_gateway_restart_keeps_addresses_and_records_come_back(lab: LabHandle,
-                                                               engine: Any) -> None:
+def test_gateway_restart_keeps_addresses_and_records_come_back(lab: LabHandle, engine: Any) -> None:
     made = lab.cli("machine", "create", "steady", "--image", BASE, "--json").json()
     engine.client.containers.get(f"{lab.name}_gateway").restart(timeout=5)
     assert wait_for(f"steady.{lab.domain}", lab.dns_port, [made["ip"]], 30) == [made["ip"]]
@@ -40,10 +39,11 @@ def test_gateway_restart_keeps_addresses_and_records_come_back(lab: LabHandle,
 
 
 @pytest.mark.skipif(not PIDFILE.exists(), reason="dockerd was not started by onebox's setup")
-@pytest.mark.skipif(os.environ.get("ONEBOX_SKIP_ENGINE_RESTART") == "1",
-                    reason="ONEBOX_SKIP_ENGINE_RESTART=1: others share this engine")
-def test_dockerd_restart_keeps_addresses_and_records_come_back(lab: LabHandle,
-                                                               engine: Any) -> None:
+@pytest.mark.skipif(
+    os.environ.get("ONEBOX_SKIP_ENGINE_RESTART") == "1",
+    reason="ONEBOX_SKIP_ENGINE_RESTART=1: others share this engine",
+)
+def test_dockerd_restart_keeps_addresses_and_records_come_back(lab: LabHandle, engine: Any) -> None:
     made = lab.cli("machine", "create", "survivor", "--image", BASE, "--json").json()
     pid = int(PIDFILE.read_text())
     os.kill(pid, signal.SIGTERM)

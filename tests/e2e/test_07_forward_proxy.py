@@ -318,8 +318,23 @@ def test_urls_by_name_go_through_the_reverse_proxy_with_web_port_names_and_https
     machine's own web port, its extra names, and HTTPS with the lab's certificates."""
     command = "mkdir -p /w && echo api-8080 > /w/index.html && exec httpd -f -p 8080 -h /w"
     domain = lab.domain
-    lab.cli("machine", "create", "api", "--image", busybox_image, "--web-port", "8080",
-            "--url", f"shop.{domain}", "--url", f"*.shop.{domain}", "--", "sh", "-c", command)
+    lab.cli(
+        "machine",
+        "create",
+        "api",
+        "--image",
+        busybox_image,
+        "--web-port",
+        "8080",
+        "--url",
+        f"shop.{domain}",
+        "--url",
+        f"*.shop.{domain}",
+        "--",
+        "sh",
+        "-c",
+        command,
+    )
     try:
         for name in (f"api.{domain}", f"shop.{domain}", f"x.shop.{domain}"):
             answer = through(lab, f"http://{name}/")

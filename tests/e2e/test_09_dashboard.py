@@ -23,8 +23,11 @@ from tests.e2e.browser import needs_chromium, wait_until
 BUSYBOX = "onebox/busybox:latest"
 # The README's picture is refreshed only on request (ONEBOX_SCREENSHOT=1), so that a test
 # run leaves the checkout as it found it.
-SCREENSHOT = (ROOT / "docs" / "dashboard.png" if os.environ.get("ONEBOX_SCREENSHOT") == "1"
-              else Path(tempfile.gettempdir()) / "onebox-dashboard.png")
+SCREENSHOT = (
+    ROOT / "docs" / "dashboard.png"
+    if os.environ.get("ONEBOX_SCREENSHOT") == "1"
+    else Path(tempfile.gettempdir()) / "onebox-dashboard.png"
+)
 
 pytestmark = [pytest.mark.engine, needs_chromium]
 

@@ -74,16 +74,19 @@ def test_default_domain_lies_under_internal() -> None:
     assert names.default_domain("dev").endswith(".internal")
 
 
-@pytest.mark.parametrize("text", ["10.1.2.3/24", "fd00::/64", "10.0.0.0/8", "127.0.0.0/24",
-                                  "nonsense"])
+@pytest.mark.parametrize(
+    "text", ["10.1.2.3/24", "fd00::/64", "10.0.0.0/8", "127.0.0.0/24", "nonsense"]
+)
 def test_bad_subnets_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         subnet.parse_subnet(text)
 
 
 def test_choose_skips_host_routes_and_docker_networks() -> None:
-    taken = [("host route", ipaddress.IPv4Network("10.80.0.0/23")),
-             ("Docker network 'x'", ipaddress.IPv4Network("10.80.2.0/24"))]
+    taken = [
+        ("host route", ipaddress.IPv4Network("10.80.0.0/23")),
+        ("Docker network 'x'", ipaddress.IPv4Network("10.80.2.0/24")),
+    ]
     assert subnet.choose(taken) == ipaddress.IPv4Network("10.80.3.0/24")
 
 
@@ -100,8 +103,10 @@ def test_host_networks_are_read_from_the_kernel_route_table(tmp_path: Path) -> N
         "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
         "tun0\t0000080A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
     )
-    assert subnet.host_networks(tmp_path) == [ipaddress.IPv4Network("192.0.2.0/24"),
-                                              ipaddress.IPv4Network("10.8.0.0/16")]
+    assert subnet.host_networks(tmp_path) == [
+        ipaddress.IPv4Network("192.0.2.0/24"),
+        ipaddress.IPv4Network("10.8.0.0/16"),
+    ]
 
 
 def test_host_addresses_are_the_local_table_entries_but_loopback(tmp_path: Path) -> None:
@@ -115,9 +120,17 @@ def test_host_addresses_are_the_local_table_entries_but_loopback(tmp_path: Path)
     assert subnet.host_addresses(tmp_path) == [ipaddress.IPv4Address("192.0.2.2")]
 
 
-
-@pytest.mark.parametrize("domain", ["internal", "a..internal", "in-addr.arpa",
-                                    "10.in-addr.arpa", "1.2.3.4", "x" * 60 + "." + "y" * 130])
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "internal",
+        "a..internal",
+        "in-addr.arpa",
+        "10.in-addr.arpa",
+        "1.2.3.4",
+        "x" * 60 + "." + "y" * 130,
+    ],
+)
 def test_bad_domains_are_refused(domain: str) -> None:
     with pytest.raises(InvalidInput):
         names.check_domain(domain)

@@ -8,9 +8,13 @@ from onebox.gateway import settings as gateway_settings
 
 def make(**extra: object) -> gateway_settings.Settings:
     values: dict[str, object] = {
-        "lab": "dev", "domain": "dev.internal",
+        "lab": "dev",
+        "domain": "dev.internal",
         "subnet": ipaddress.IPv4Network("10.80.5.0/24"),
-        "gateway_ip": ipaddress.IPv4Address("10.80.5.2"), "upstream": None, **extra}
+        "gateway_ip": ipaddress.IPv4Address("10.80.5.2"),
+        "upstream": None,
+        **extra,
+    }
     return gateway_settings.Settings(**values)  # type: ignore[arg-type]
 
 
@@ -25,8 +29,12 @@ def test_a_loopback_gateway_answers_only_to_lab_names() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("", gateway_settings.DOCKER_RESOLVER), ("none", None), ("10.1.2.3", ("10.1.2.3", 53)),
-     ("10.1.2.3:5353", ("10.1.2.3", 5353))],
+    [
+        ("", gateway_settings.DOCKER_RESOLVER),
+        ("none", None),
+        ("10.1.2.3", ("10.1.2.3", 53)),
+        ("10.1.2.3:5353", ("10.1.2.3", 5353)),
+    ],
 )
 def test_upstream_setting_is_parsed(text: str, expected: object) -> None:
     assert gateway_settings.parse_upstream(text) == expected

@@ -53,20 +53,27 @@ def check_requested(subnet: IPv4Net, text: str, taken: dict[IPv4, str]) -> IPv4:
     try:
         address = ipaddress.IPv4Address(text)
     except ValueError as exc:
-        raise InvalidInput(f"'{text}' is not an IPv4 address",
-                           f"give an address inside {subnet}, like {subnet.network_address + 20}"
-                           ) from exc
+        raise InvalidInput(
+            f"'{text}' is not an IPv4 address",
+            f"give an address inside {subnet}, like {subnet.network_address + 20}",
+        ) from exc
     if address not in subnet:
-        raise InvalidInput(f"Address {address} is outside the lab subnet {subnet}",
-                           f"give an address inside {subnet}, or leave --ip out")
+        raise InvalidInput(
+            f"Address {address} is outside the lab subnet {subnet}",
+            f"give an address inside {subnet}, or leave --ip out",
+        )
     if address in reserved(subnet):
         first = subnet.network_address + first_machine_offset(subnet)
-        raise InvalidInput(f"Address {address} is reserved in {subnet} (bridge, gateway, lab "
-                           "services, and the range Docker gives containers joined by hand)",
-                           f"use {first} or above, or leave --ip out")
+        raise InvalidInput(
+            f"Address {address} is reserved in {subnet} (bridge, gateway, lab "
+            "services, and the range Docker gives containers joined by hand)",
+            f"use {first} or above, or leave --ip out",
+        )
     if address in taken:
-        raise Conflict(f"Address {address} is taken by '{taken[address]}'",
-                       "choose another with --ip, or leave --ip out to get a free one")
+        raise Conflict(
+            f"Address {address} is taken by '{taken[address]}'",
+            "choose another with --ip, or leave --ip out to get a free one",
+        )
     return address
 
 
@@ -75,6 +82,7 @@ def next_free(subnet: IPv4Net, taken: Iterable[IPv4]) -> IPv4:
     for address in subnet.hosts():
         if address not in used:
             return address
-    raise Conflict(f"Lab subnet {subnet} has no free address left",
-                   "remove machines with `onebox machine rm NAME`, or create a lab with a larger "
-                   "--subnet")
+    raise Conflict(
+        f"Lab subnet {subnet} has no free address left",
+        "remove machines with `onebox machine rm NAME`, or create a lab with a larger " "--subnet",
+    )

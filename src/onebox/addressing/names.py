@@ -20,8 +20,10 @@ def check_machine_name(name: str) -> str:
         raise InvalidInput("A machine name cannot be empty", "give a name like web1")
     lowered = name.lower()
     if len(lowered) > 63:
-        raise InvalidInput(f"Machine name '{name}' is {len(name)} characters; a DNS label "
-                           "holds at most 63", "use a shorter name")
+        raise InvalidInput(
+            f"Machine name '{name}' is {len(name)} characters; a DNS label " "holds at most 63",
+            "use a shorter name",
+        )
     if not _LABEL.match(lowered):
         raise InvalidInput(
             f"Machine name '{name}' is not a valid DNS label",
@@ -29,11 +31,12 @@ def check_machine_name(name: str) -> str:
             "trailing hyphen), like web-1",
         )
     if lowered.isdigit():
-        raise InvalidInput(f"Machine name '{name}' is all digits, which resolvers read as an "
-                           "address", "add a letter, like host-123")
+        raise InvalidInput(
+            f"Machine name '{name}' is all digits, which resolvers read as an " "address",
+            "add a letter, like host-123",
+        )
     if lowered in RESERVED_MACHINE_NAMES:
-        raise InvalidInput(f"Machine name '{name}' is reserved in every lab",
-                           "choose another name")
+        raise InvalidInput(f"Machine name '{name}' is reserved in every lab", "choose another name")
     return lowered
 
 
@@ -54,12 +57,15 @@ def check_domain(domain: str) -> str:
     lowered = domain.lower().rstrip(".")
     labels = lowered.split(".")
     if len(lowered) > MAX_DOMAIN:
-        raise InvalidInput(f"Domain '{domain}' is {len(lowered)} characters",
-                           f"use at most {MAX_DOMAIN}, so that every machine's full name fits "
-                           "in DNS's 253")
+        raise InvalidInput(
+            f"Domain '{domain}' is {len(lowered)} characters",
+            f"use at most {MAX_DOMAIN}, so that every machine's full name fits " "in DNS's 253",
+        )
     if labels[-1] == "arpa" or labels[-1].isdigit():
-        raise InvalidInput(f"Domain '{domain}' is a reverse-lookup or numeric name",
-                           "use a name under .internal, like dev.internal")
+        raise InvalidInput(
+            f"Domain '{domain}' is a reverse-lookup or numeric name",
+            "use a name under .internal, like dev.internal",
+        )
     if len(labels) < 2 or not all(_LABEL.match(p) for p in labels):
         raise InvalidInput(
             f"Domain '{domain}' is not a valid lab domain",

@@ -28,14 +28,20 @@ def parse_subnet(text: str) -> IPv4Net:
             "give it like 10.90.1.0/24 (host bits zero)",
         ) from exc
     if not isinstance(net, IPv4Net):
-        raise InvalidInput(f"Subnet '{text}' is IPv6; labs use IPv4 subnets",
-                           "give an IPv4 subnet like 10.90.1.0/24")
+        raise InvalidInput(
+            f"Subnet '{text}' is IPv6; labs use IPv4 subnets",
+            "give an IPv4 subnet like 10.90.1.0/24",
+        )
     if not 16 <= net.prefixlen <= 28:
-        raise InvalidInput(f"Subnet '{text}' has a /{net.prefixlen} prefix",
-                           "use a prefix from /16 (65,000 machines) to /28 (12 machines)")
+        raise InvalidInput(
+            f"Subnet '{text}' has a /{net.prefixlen} prefix",
+            "use a prefix from /16 (65,000 machines) to /28 (12 machines)",
+        )
     if net.is_loopback or net.is_link_local or net.is_multicast:
-        raise InvalidInput(f"Subnet '{text}' is a loopback, link-local or multicast range",
-                           "use a private range such as 10.90.1.0/24")
+        raise InvalidInput(
+            f"Subnet '{text}' is a loopback, link-local or multicast range",
+            "use a private range such as 10.90.1.0/24",
+        )
     return net
 
 
@@ -74,19 +80,24 @@ def find_overlap(subnet: IPv4Net, taken: Iterable[tuple[str, IPv4Net]]) -> str |
 def check_free(subnet: IPv4Net, taken: Iterable[tuple[str, IPv4Net]]) -> None:
     owner = find_overlap(subnet, taken)
     if owner is not None:
-        raise Conflict(f"Subnet {subnet} overlaps {owner}",
-                       "pick another with --subnet, or leave --subnet out to let onebox choose")
+        raise Conflict(
+            f"Subnet {subnet} overlaps {owner}",
+            "pick another with --subnet, or leave --subnet out to let onebox choose",
+        )
 
 
-def choose(taken: Iterable[tuple[str, IPv4Net]], pool: IPv4Net = POOL,
-           prefix: int = LAB_PREFIX) -> IPv4Net:
+def choose(
+    taken: Iterable[tuple[str, IPv4Net]], pool: IPv4Net = POOL, prefix: int = LAB_PREFIX
+) -> IPv4Net:
     """The first /24 of the pool that overlaps nothing taken."""
     taken = list(taken)
     for candidate in pool.subnets(new_prefix=prefix):
         if find_overlap(candidate, taken) is None:
             return candidate
-    raise Conflict(f"Every /{prefix} in {pool} is already in use on this host",
-                   "remove unused labs with `onebox destroy --lab NAME`, or pass --subnet")
+    raise Conflict(
+        f"Every /{prefix} in {pool} is already in use on this host",
+        "remove unused labs with `onebox destroy --lab NAME`, or pass --subnet",
+    )
 
 
 def host_addresses(proc: Path = Path("/proc/net")) -> list[ipaddress.IPv4Address]:

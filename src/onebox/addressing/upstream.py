@@ -23,9 +23,10 @@ def parse_upstream(text: str) -> tuple[str, int] | None:
         ipaddress.IPv4Address(host)
         port = int(port_text)
     except ValueError as exc:
-        raise InvalidInput(f"DNS upstream '{text}' is not IP[:PORT]",
-                           "give an IPv4 address like 192.0.2.53 or 192.0.2.53:5353, or "
-                           "`none`") from exc
+        raise InvalidInput(
+            f"DNS upstream '{text}' is not IP[:PORT]",
+            "give an IPv4 address like 192.0.2.53 or 192.0.2.53:5353, or " "`none`",
+        ) from exc
     if not 1 <= port <= 65535:
         raise InvalidInput(f"DNS upstream port {port} is not a port", "use 1 to 65535")
     return host, port

@@ -18,7 +18,6 @@ app = typer.Typer(
 )
 
 
-
 @app.command()
 def export(
     lab: LabOption = "default",

@@ -16,7 +16,6 @@ from onebox.labs import lab as labs
 app = typer.Typer(help="The lab's dashboard: its address and its admin password.")
 
 
-
 def _url(lab: labs.Lab) -> str:
     return str(lab.as_dict()["gateway"]["dashboard_url"])
 

@@ -15,8 +15,9 @@ from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
 from onebox.machines import machine as machines
 
-app = typer.Typer(help="Create and drive machines: containers that play computers.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Create and drive machines: containers that play computers.", no_args_is_help=True
+)
 
 NameArg = Annotated[str, typer.Argument(help="Machine name (a DNS label).")]
 
@@ -27,8 +28,9 @@ def _print(machine: machines.Machine, json_out: bool, verb: str) -> None:
     if json_out:
         emit_json(machine.as_dict())
     else:
-        out.print(f"Machine '{machine.name}' {verb}: {machine.ip}  {machine.fqdn}  "
-                  f"{machine.state}")
+        out.print(
+            f"Machine '{machine.name}' {verb}: {machine.ip}  {machine.fqdn}  " f"{machine.state}"
+        )
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -36,8 +38,10 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidInput(f"Environment setting '{pair}' is not KEY=VALUE",
-                               "write it like --env GREETING=hello")
+            raise InvalidInput(
+                f"Environment setting '{pair}' is not KEY=VALUE",
+                "write it like --env GREETING=hello",
+            )
         env[key] = value
     return env
 
@@ -45,15 +49,14 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 @app.command()
 def create(
     name: NameArg,
-    command: Annotated[list[str] | None, typer.Argument(help="Command to run (after --).")
-                       ] = None,
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run (after --).")] = None,
     image: Annotated[str, typer.Option(help="Image to run.")] = DEFAULT_IMAGE,
-    ip: Annotated[str | None, typer.Option(help="Fixed address; default: the next free.")
-                  ] = None,
+    ip: Annotated[str | None, typer.Option(help="Fixed address; default: the next free.")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
     web_port: Annotated[int, typer.Option(help="Port of the machine's web server.")] = 80,
-    url: Annotated[list[str] | None, typer.Option(help="More names, e.g. shop.DOMAIN or "
-                                                  "*.shop.DOMAIN")] = None,
+    url: Annotated[
+        list[str] | None, typer.Option(help="More names, e.g. shop.DOMAIN or " "*.shop.DOMAIN")
+    ] = None,
     lab: LabOption = "default",
     json_out: JsonOption = False,
 ) -> None:
@@ -62,9 +65,15 @@ def create(
         engine = connect()
         current = labs.load(engine, lab)
         request = machines.CreateRequest(
-            name=name, image=image, ip=ip, command=command or [],
-            environment=_parse_env(env or []), web_port=web_port, urls=url or [],
-            test=os.environ.get("ONEBOX_TEST") == "1")
+            name=name,
+            image=image,
+            ip=ip,
+            command=command or [],
+            environment=_parse_env(env or []),
+            web_port=web_port,
+            urls=url or [],
+            test=os.environ.get("ONEBOX_TEST") == "1",
+        )
         _print(machines.create(engine, current, request), json_out, "created")
 
 
@@ -77,9 +86,11 @@ def ls(lab: LabOption = "default", json_out: JsonOption = False) -> None:
         if json_out:
             emit_json([m.as_dict() for m in listed])
             return
-        table(["NAME", "ADDRESS", "FQDN", "STATE", "IMAGE"],
-              [[m.name, m.ip, m.fqdn, m.state, m.image] for m in listed],
-              f"No machines yet: `onebox machine create web1 --lab {lab}`")
+        table(
+            ["NAME", "ADDRESS", "FQDN", "STATE", "IMAGE"],
+            [[m.name, m.ip, m.fqdn, m.state, m.image] for m in listed],
+            f"No machines yet: `onebox machine create web1 --lab {lab}`",
+        )
 
 
 @app.command()
@@ -103,11 +114,15 @@ def _act(verb: str, name: str, lab: str, json_out: bool) -> None:
         engine = connect()
         current = labs.load(engine, lab)
         actions: dict[str, Callable[[Engine, labs.Lab, str], machines.Machine]] = {
-            "start": machines.start, "stop": machines.stop, "restart": machines.restart,
-            "rm": machines.remove}
+            "start": machines.start,
+            "stop": machines.stop,
+            "restart": machines.restart,
+            "rm": machines.remove,
+        }
         action = actions[verb]
-        done = {"start": "started", "stop": "stopped", "restart": "restarted",
-                "rm": "removed"}[verb]
+        done = {"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed"}[
+            verb
+        ]
         _print(action(engine, current, name), json_out, done)
 
 
@@ -136,13 +151,13 @@ def rm(name: NameArg, lab: LabOption = "default", json_out: JsonOption = False) 
 
 
 @app.command()
-def rename(name: NameArg, new_name: NameArg, lab: LabOption = "default",
-           json_out: JsonOption = False) -> None:
+def rename(
+    name: NameArg, new_name: NameArg, lab: LabOption = "default", json_out: JsonOption = False
+) -> None:
     """Rename a machine; its DNS name follows."""
     with user_errors():
         engine = connect()
-        _print(machines.rename(engine, labs.load(engine, lab), name, new_name), json_out,
-               "renamed")
+        _print(machines.rename(engine, labs.load(engine, lab), name, new_name), json_out, "renamed")
 
 
 @app.command("exec")
@@ -169,8 +184,10 @@ def logs(
     with user_errors():
         engine = connect()
         if not tail.isdigit() and tail != "all":
-            raise InvalidInput(f"--tail '{tail}' is not a number of lines",
-                               "give a whole number like --tail 50, or --tail all")
+            raise InvalidInput(
+                f"--tail '{tail}' is not a number of lines",
+                "give a whole number like --tail 50, or --tail all",
+            )
         lines: int | str = int(tail) if tail.isdigit() else "all"
         for chunk in machines.logs(engine, labs.load(engine, lab), name, follow, lines):
             sys.stdout.buffer.write(chunk)

@@ -22,8 +22,12 @@ from onebox.errors import InvalidInput
 from onebox.labs import lab as labs
 from onebox.labs import share as sharing
 
-app = typer.Typer(help="onebox: a cloud on one computer.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="onebox: a cloud on one computer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(machine_cli.app, name="machine")
 app.add_typer(dashboard_cli.app, name="dashboard")
 app.add_typer(ca_cli.app, name="ca")
@@ -36,7 +40,6 @@ lab_app = typer.Typer(help="List the labs on this host.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 
 
-
 def _gateway_image(engine: object) -> str:
     from onebox.images import gateway
 
@@ -46,23 +49,37 @@ def _gateway_image(engine: object) -> str:
 @app.command()
 def up(
     lab: LabOption = "default",
-    subnet: Annotated[str | None, typer.Option(help="Lab subnet in CIDR form; "
-                                               "default: a free 10.x.y.0/24.")] = None,
-    domain: Annotated[str | None, typer.Option(help="Lab DNS domain; default: "
-                                               "onebox.internal or LAB.internal.")] = None,
-    upstream: Annotated[str | None, typer.Option(help="DNS server for names outside the "
-                                                 "lab, as IP[:PORT]; default: the host's "
-                                                 "resolvers; `none` turns it off.")] = None,
-    lan: Annotated[bool, typer.Option("--lan", help="Share the lab on the LAN, as "
-                                      "`onebox share` does.")] = False,
+    subnet: Annotated[
+        str | None, typer.Option(help="Lab subnet in CIDR form; " "default: a free 10.x.y.0/24.")
+    ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(help="Lab DNS domain; default: " "onebox.internal or LAB.internal."),
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="DNS server for names outside the "
+            "lab, as IP[:PORT]; default: the host's "
+            "resolvers; `none` turns it off."
+        ),
+    ] = None,
+    lan: Annotated[
+        bool, typer.Option("--lan", help="Share the lab on the LAN, as " "`onebox share` does.")
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Create the lab, or start it again; a second `up` changes nothing."""
     with user_errors():
         engine = connect()
         image = _gateway_image(engine)
-        request = labs.UpRequest(name=lab, subnet=subnet, domain=domain, upstream=upstream,
-                                 test=os.environ.get("ONEBOX_TEST") == "1")
+        request = labs.UpRequest(
+            name=lab,
+            subnet=subnet,
+            domain=domain,
+            upstream=upstream,
+            test=os.environ.get("ONEBOX_TEST") == "1",
+        )
         if lan:
             request.bind, request.allow = sharing.EVERYWHERE, sharing.allowed_clients(lab, [])
         result, changed = labs.up(engine, request, report, image)
@@ -78,18 +95,25 @@ def up(
 def _print_lab(lab: labs.Lab) -> None:
     g = lab.as_dict()["gateway"]
     out.print(f"[bold]lab[/bold] {lab.name}  domain {lab.domain}  subnet {lab.subnet}")
-    out.print(f"[bold]gateway[/bold] {lab.gateway_ip}  {lab.gateway_state}"
-              f" ({lab.gateway_health})")
+    out.print(
+        f"[bold]gateway[/bold] {lab.gateway_ip}  {lab.gateway_state}" f" ({lab.gateway_health})"
+    )
     if not lab.ports:
         return
     host = _host(lab)
     rows = [
         ("DNS", "dns", f"dig @{host} -p {g['dns_port']} gateway.{lab.domain}"),
-        ("HTTP by name", "http", f"curl -H 'Host: NAME.{lab.domain}' http://{host}:"
-                                 f"{g['http_port']}/"),
+        (
+            "HTTP by name",
+            "http",
+            f"curl -H 'Host: NAME.{lab.domain}' http://{host}:" f"{g['http_port']}/",
+        ),
         ("HTTPS by name", "https", "onebox ca export, then curl --cacert"),
-        ("forward proxy", "proxy", f"curl -x http://{host}:{g['proxy_port']} "
-                                   f"http://NAME.{lab.domain}/"),
+        (
+            "forward proxy",
+            "proxy",
+            f"curl -x http://{host}:{g['proxy_port']} " f"http://NAME.{lab.domain}/",
+        ),
         ("SOCKS5", "socks", f"curl --socks5-hostname {host}:{g['socks_port']} ..."),
         ("SSH entry", "ssh", f"ssh -p {g['ssh_port']} NAME@{host}"),
         ("dashboard", "dashboard", g["dashboard_url"]),
@@ -125,11 +149,16 @@ def destroy(
         current = labs.load(engine, lab)
         if not yes:
             if not os.isatty(0):
-                raise InvalidInput(f"Destroying lab '{lab}' needs a confirmation",
-                                   f"run `onebox destroy --lab {lab} --yes`")
+                raise InvalidInput(
+                    f"Destroying lab '{lab}' needs a confirmation",
+                    f"run `onebox destroy --lab {lab} --yes`",
+                )
             count = len(engine.lab_containers(lab))
-            typer.confirm(f"Remove lab '{lab}' ({current.subnet}) and its {count} containers?",
-                          abort=True, err=True)
+            typer.confirm(
+                f"Remove lab '{lab}' ({current.subnet}) and its {count} containers?",
+                abort=True,
+                err=True,
+            )
         removed = labs.destroy(engine, lab, report)
         if json_out:
             emit_json({"lab": lab, "removed": removed})
@@ -151,9 +180,11 @@ def status(lab: LabOption = "default", json_out: JsonOption = False) -> None:
             return
         _print_lab(current)
         out.print()
-        table(["NAME", "ADDRESS", "FQDN", "STATE", "IMAGE"],
-              [[m.name, m.ip, m.fqdn, m.state, m.image] for m in listed],
-              f"No machines yet: `onebox machine create web1 --lab {lab}`")
+        table(
+            ["NAME", "ADDRESS", "FQDN", "STATE", "IMAGE"],
+            [[m.name, m.ip, m.fqdn, m.state, m.image] for m in listed],
+            f"No machines yet: `onebox machine create web1 --lab {lab}`",
+        )
 
 
 @lab_app.command("ls")
@@ -164,9 +195,11 @@ def lab_ls(json_out: JsonOption = False) -> None:
         if json_out:
             emit_json([lab.as_dict() for lab in found])
             return
-        table(["LAB", "DOMAIN", "SUBNET", "GATEWAY", "STATE"],
-              [[x.name, x.domain, x.subnet, x.gateway_ip, x.gateway_state] for x in found],
-              "No labs yet: `onebox up`")
+        table(
+            ["LAB", "DOMAIN", "SUBNET", "GATEWAY", "STATE"],
+            [[x.name, x.domain, x.subnet, x.gateway_ip, x.gateway_state] for x in found],
+            "No labs yet: `onebox up`",
+        )
 
 
 def _add_optional_families() -> None:
@@ -183,8 +216,10 @@ def _add_demo() -> None:
 
 
 def run() -> None:
-    logging.basicConfig(level=os.environ.get("ONEBOX_LOG", "WARNING").upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("ONEBOX_LOG", "WARNING").upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     _add_demo()
     try:
         _add_optional_families()

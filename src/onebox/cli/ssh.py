@@ -47,7 +47,6 @@ app = typer.Typer(
 )
 
 
-
 @app.command(ENTER)
 def enter(
     name: Annotated[str, typer.Argument(help="Machine to enter.")],

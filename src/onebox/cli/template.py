@@ -20,7 +20,6 @@ app = typer.Typer(
 )
 
 
-
 @app.command("ls")
 def ls(json_out: JsonOption = False) -> None:
     """List the templates."""

@@ -45,8 +45,9 @@ class Engine:
     # -- networks -------------------------------------------------------------------
 
     def lab_network(self, lab: str) -> Network | None:
-        found = self.client.networks.list(filters={"label": [f"{Label.LAB}={lab}",
-                                                             f"{Label.ROLE}={ROLE_NETWORK}"]})
+        found = self.client.networks.list(
+            filters={"label": [f"{Label.LAB}={lab}", f"{Label.ROLE}={ROLE_NETWORK}"]}
+        )
         return found[0] if found else None
 
     def lab_networks(self) -> list[Network]:
@@ -81,9 +82,12 @@ class Engine:
 
     def _light(self, row: dict[str, Any]) -> Container:
         names = row.get("Names") or ["/"]
-        attrs = {"Id": row["Id"], "Name": names[0],
-                 "Config": {"Labels": row.get("Labels") or {}, "Image": row.get("Image", "")},
-                 "State": {"Status": row.get("State", "")}}
+        attrs = {
+            "Id": row["Id"],
+            "Name": names[0],
+            "Config": {"Labels": row.get("Labels") or {}, "Image": row.get("Image", "")},
+            "State": {"Status": row.get("State", "")},
+        }
         return Container(attrs=attrs, client=self.client, collection=self.client.containers)
 
     def container(self, ref: str) -> Container | None:
@@ -94,8 +98,7 @@ class Engine:
 
     def endpoint(self, ipv4_address: str, aliases: list[str] | None = None) -> Any:
         """An endpoint config that pins a container's address on a network."""
-        return self.client.api.create_endpoint_config(ipv4_address=ipv4_address,
-                                                      aliases=aliases)
+        return self.client.api.create_endpoint_config(ipv4_address=ipv4_address, aliases=aliases)
 
     # -- images ---------------------------------------------------------------------
 
@@ -139,6 +142,7 @@ def remove_quietly(obj: Any) -> None:
         return
     except docker.errors.APIError as exc:
         name = getattr(obj, "name", obj)
-        raise OperationFailed(f"Could not remove '{name}': {exc.explanation}",
-                              "remove it by hand with `docker rm -f` or `docker network rm`"
-                              ) from exc
+        raise OperationFailed(
+            f"Could not remove '{name}': {exc.explanation}",
+            "remove it by hand with `docker rm -f` or `docker network rm`",
+        ) from exc

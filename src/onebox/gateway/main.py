@@ -28,8 +28,7 @@ from onebox.ssh.server import SshPlane
 log = logging.getLogger(__name__)
 
 
-def build_zone(settings: gateway_settings.Settings, views: list[MachineView],
-               serial: int) -> Zone:
+def build_zone(settings: gateway_settings.Settings, views: list[MachineView], serial: int) -> Zone:
     hosts = {view.name: view.ip for view in views}
     # URL names lead to the gateway: its reverse proxy serves them on the machine's web port.
     extra = {}
@@ -38,8 +37,14 @@ def build_zone(settings: gateway_settings.Settings, views: list[MachineView],
             name = url_name(settings.domain, url)
             if name is not None and name != settings.domain:
                 extra[name.removesuffix(f".{settings.domain}")] = settings.gateway_ip
-    return Zone(domain=settings.domain, subnets=(settings.subnet,),
-                gateway_ip=settings.gateway_ip, hosts=hosts, extra=extra, serial=serial)
+    return Zone(
+        domain=settings.domain,
+        subnets=(settings.subnet,),
+        gateway_ip=settings.gateway_ip,
+        hosts=hosts,
+        extra=extra,
+        serial=serial,
+    )
 
 
 class DnsPlane:
@@ -91,8 +96,7 @@ async def start_planes(candidates: list[Plane]) -> list[Plane]:
         except Exception:
             if plane.name == "dns":
                 raise
-            log.exception("The %s plane did not start; the gateway runs without it",
-                          plane.name)
+            log.exception("The %s plane did not start; the gateway runs without it", plane.name)
             continue
         started.append(plane)
         log.info("Started %s", plane.name)
@@ -139,8 +143,9 @@ def health() -> int:
 
 
 def run() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     command = sys.argv[1] if len(sys.argv) > 1 else "run"
     if command == "health":
         sys.exit(health())

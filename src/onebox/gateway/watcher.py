@@ -38,10 +38,16 @@ def snapshot(engine: Engine, settings: Settings) -> list[MachineView]:
             continue
         name = machine_name(settings.lab, container)
         urls = tuple(u for u in labels.get(Label.URLS, "").split(",") if u)
-        views.append(MachineView(name=name, ip=ipaddress.IPv4Address(labels[Label.IP]),
-                                 running=container.status == "running",
-                                 web_port=int(labels.get(Label.WEB_PORT, "80")), urls=urls,
-                                 container_id=container.id))
+        views.append(
+            MachineView(
+                name=name,
+                ip=ipaddress.IPv4Address(labels[Label.IP]),
+                running=container.status == "running",
+                web_port=int(labels.get(Label.WEB_PORT, "80")),
+                urls=urls,
+                container_id=container.id,
+            )
+        )
     return views
 
 

@@ -73,8 +73,10 @@ class Lab:
 def require_up(lab: Lab) -> None:
     """Machines made or started while the gateway is down would have no DNS."""
     if lab.gateway_state != "running":
-        raise Conflict(f"Lab '{lab.name}' is down (its gateway is {lab.gateway_state})",
-                       f"bring it up with `onebox up --lab {lab.name}`")
+        raise Conflict(
+            f"Lab '{lab.name}' is down (its gateway is {lab.gateway_state})",
+            f"bring it up with `onebox up --lab {lab.name}`",
+        )
 
 
 def container_name(lab: str, name: str) -> str:
@@ -89,9 +91,10 @@ def load(engine: Engine, name: str) -> Lab:
     """The lab as Docker knows it; NotFound when it was never brought up."""
     network = engine.lab_network(name)
     if network is None:
-        raise NotFound(f"Lab '{name}' does not exist",
-                       f"create it with `onebox up --lab {name}`, or list labs with "
-                       "`onebox lab ls`")
+        raise NotFound(
+            f"Lab '{name}' does not exist",
+            f"create it with `onebox up --lab {name}`, or list labs with " "`onebox lab ls`",
+        )
     return _from_docker(network, engine.gateway(name))
 
 
@@ -182,20 +185,27 @@ def wait_until_answering(lab: Lab, report: Report, seconds: float = 60.0) -> Non
             return
         except (OSError, dns.exception.DNSException):
             time.sleep(0.2)
-    raise OperationFailed(f"The gateway of lab '{lab.name}' did not answer DNS within "
-                          f"{seconds:.0f} s", f"read its log: `docker logs {lab.name}_gateway`")
+    raise OperationFailed(
+        f"The gateway of lab '{lab.name}' did not answer DNS within " f"{seconds:.0f} s",
+        f"read its log: `docker logs {lab.name}_gateway`",
+    )
 
 
 def _check_same_settings(network: Network, request: UpRequest) -> None:
     labels = network.attrs.get("Labels") or {}
     lab = labels[Label.LAB]
     if request.subnet and subnets.parse_subnet(request.subnet) != ipaddress.IPv4Network(
-            labels[Label.SUBNET]):
-        raise Conflict(f"Lab '{lab}' already exists with subnet {labels[Label.SUBNET]}",
-                       f"leave --subnet out, or `onebox destroy --lab {lab}` first")
+        labels[Label.SUBNET]
+    ):
+        raise Conflict(
+            f"Lab '{lab}' already exists with subnet {labels[Label.SUBNET]}",
+            f"leave --subnet out, or `onebox destroy --lab {lab}` first",
+        )
     if request.domain and names.check_domain(request.domain) != labels[Label.DOMAIN]:
-        raise Conflict(f"Lab '{lab}' already exists with domain {labels[Label.DOMAIN]}",
-                       f"leave --domain out, or `onebox destroy --lab {lab}` first")
+        raise Conflict(
+            f"Lab '{lab}' already exists with domain {labels[Label.DOMAIN]}",
+            f"leave --domain out, or `onebox destroy --lab {lab}` first",
+        )
 
 
 def _taken_subnets(engine: Engine) -> list[tuple[str, ipaddress.IPv4Network]]:
@@ -217,8 +227,10 @@ def _create_network(engine: Engine, request: UpRequest, report: Report) -> Netwo
     domain = names.check_domain(request.domain or names.default_domain(request.name))
     for other in list_labs(engine):
         if other.domain == domain:
-            raise Conflict(f"Domain '{domain}' is already used by lab '{other.name}'",
-                           "give this lab another --domain")
+            raise Conflict(
+                f"Domain '{domain}' is already used by lab '{other.name}'",
+                "give this lab another --domain",
+            )
     taken = _taken_subnets(engine)
     if request.subnet:
         subnet = subnets.parse_subnet(request.subnet)
@@ -226,25 +238,42 @@ def _create_network(engine: Engine, request: UpRequest, report: Report) -> Netwo
     else:
         subnet = subnets.choose(taken)
     report(f"Creating network {network_name(request.name)} ({subnet})")
-    labels = {Label.LAB: request.name, Label.ROLE: ROLE_NETWORK, Label.DOMAIN: domain,
-              Label.SUBNET: str(subnet)}
+    labels = {
+        Label.LAB: request.name,
+        Label.ROLE: ROLE_NETWORK,
+        Label.DOMAIN: domain,
+        Label.SUBNET: str(subnet),
+    }
     if request.test:
         labels[Label.TEST] = "1"
     left_to_docker = allocator.docker_range(subnet)
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-        subnet=str(subnet), gateway=str(allocator.bridge_address(subnet)),
-        iprange=str(left_to_docker) if left_to_docker else None)])
+    ipam = docker.types.IPAMConfig(
+        pool_configs=[
+            docker.types.IPAMPool(
+                subnet=str(subnet),
+                gateway=str(allocator.bridge_address(subnet)),
+                iprange=str(left_to_docker) if left_to_docker else None,
+            )
+        ]
+    )
     try:
-        return engine.client.networks.create(network_name(request.name), driver="bridge",
-                                             ipam=ipam, labels=labels, check_duplicate=True)
+        return engine.client.networks.create(
+            network_name(request.name),
+            driver="bridge",
+            ipam=ipam,
+            labels=labels,
+            check_duplicate=True,
+        )
     except docker.errors.APIError as exc:
-        raise OperationFailed(f"Could not create network for lab '{request.name}': "
-                              f"{exc.explanation}",
-                              "check `docker network ls` for a clash, then retry") from exc
+        raise OperationFailed(
+            f"Could not create network for lab '{request.name}': " f"{exc.explanation}",
+            "check `docker network ls` for a clash, then retry",
+        ) from exc
 
 
-def _ensure_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report,
-                    image: str) -> bool:
+def _ensure_gateway(
+    engine: Engine, lab: Lab, request: UpRequest, report: Report, image: str
+) -> bool:
     current = engine.gateway(lab.name)
     image_id = engine.require_image(image).id
     _keep_sharing(request, current)
@@ -291,57 +320,87 @@ def _keep_sharing(request: UpRequest, gateway: Container | None) -> None:
         request.allow = tuple(a for a in labels.get(Label.ALLOW, "").split(",") if a)
 
 
-def _create_gateway(engine: Engine, lab: Lab, request: UpRequest, report: Report,
-                    image: str, ports: dict[str, int] | None = None) -> Container:
+def _create_gateway(
+    engine: Engine,
+    lab: Lab,
+    request: UpRequest,
+    report: Report,
+    image: str,
+    ports: dict[str, int] | None = None,
+) -> Container:
     """Creates and starts the gateway; `ports` keeps a replaced gateway's host ports."""
     bind, allow = request.bind or "127.0.0.1", ",".join(request.allow or ())
     if not ports or set(ports) != set(portmap.ENTRY_POINTS):
-        used = [p for other in list_labs(engine) if other.name != lab.name
-                for p in other.ports.values()]
+        used = [
+            p for other in list_labs(engine) if other.name != lab.name for p in other.ports.values()
+        ]
         ports = portmap.choose(bind, used)
     upstream = request.upstream or ""
-    labels = {Label.LAB: lab.name, Label.ROLE: ROLE_GATEWAY, Label.PORTS: json.dumps(ports),
-              Label.BIND: bind, Label.ALLOW: allow, Label.UPSTREAM: upstream,
-              Label.IP: str(lab.gateway_ip)}
+    labels = {
+        Label.LAB: lab.name,
+        Label.ROLE: ROLE_GATEWAY,
+        Label.PORTS: json.dumps(ports),
+        Label.BIND: bind,
+        Label.ALLOW: allow,
+        Label.UPSTREAM: upstream,
+        Label.IP: str(lab.gateway_ip),
+    }
     if request.test:
         labels[Label.TEST] = "1"
     published: dict[str, tuple[str, int]] = {}
     for entry, (_, inner, protocols) in portmap.ENTRY_POINTS.items():
         for protocol in protocols:
             published[f"{inner}/{protocol}"] = (bind, ports[entry])
-    environment = {"ONEBOX_LAB": lab.name, "ONEBOX_DOMAIN": lab.domain,
-                   "ONEBOX_SUBNET": str(lab.subnet), "ONEBOX_UPSTREAM": upstream,
-                   "ONEBOX_GATEWAY_IP": str(lab.gateway_ip),
-                   "ONEBOX_PORTS": json.dumps(ports), "ONEBOX_BIND": bind,
-                   "ONEBOX_ALLOW": allow, "ONEBOX_HOST_NAMES": _host_names(bind),
-                   # Launches from the dashboard skip registries as the CLI that made it did.
-                   "ONEBOX_OFFLINE": os.environ.get("ONEBOX_OFFLINE", "")}
+    environment = {
+        "ONEBOX_LAB": lab.name,
+        "ONEBOX_DOMAIN": lab.domain,
+        "ONEBOX_SUBNET": str(lab.subnet),
+        "ONEBOX_UPSTREAM": upstream,
+        "ONEBOX_GATEWAY_IP": str(lab.gateway_ip),
+        "ONEBOX_PORTS": json.dumps(ports),
+        "ONEBOX_BIND": bind,
+        "ONEBOX_ALLOW": allow,
+        "ONEBOX_HOST_NAMES": _host_names(bind),
+        # Launches from the dashboard skip registries as the CLI that made it did.
+        "ONEBOX_OFFLINE": os.environ.get("ONEBOX_OFFLINE", ""),
+    }
     name = container_name(lab.name, "gateway")
     report(f"Creating gateway {name} at {lab.gateway_ip}")
     try:
         container = engine.client.containers.create(
-            image, name=name, hostname="gateway", domainname=lab.domain, labels=labels,
-            environment=environment, ports=published, restart_policy={"Name": "unless-stopped"},
-            volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"},
-                     _gateway_volume(engine, lab, request): {"bind": "/var/lib/onebox",
-                                                             "mode": "rw"},
-                     # The host's lock files, so that a machine created from the dashboard
-                     # and one from the CLI never take the same address.
-                     str(lock_dir()): {"bind": "/var/lib/onebox/locks", "mode": "rw"}},
-            network=network_name(lab.name), detach=True,
+            image,
+            name=name,
+            hostname="gateway",
+            domainname=lab.domain,
+            labels=labels,
+            environment=environment,
+            ports=published,
+            restart_policy={"Name": "unless-stopped"},
+            volumes={
+                DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"},
+                _gateway_volume(engine, lab, request): {"bind": "/var/lib/onebox", "mode": "rw"},
+                # The host's lock files, so that a machine created from the dashboard
+                # and one from the CLI never take the same address.
+                str(lock_dir()): {"bind": "/var/lib/onebox/locks", "mode": "rw"},
+            },
+            network=network_name(lab.name),
+            detach=True,
             networking_config={network_name(lab.name): engine.endpoint(str(lab.gateway_ip))},
         )
     except docker.errors.APIError as exc:
-        raise OperationFailed(f"Could not create gateway '{name}': {exc.explanation}",
-                              f"see `docker ps -a --filter name={name}`; then run `onebox up "
-                              f"--lab {lab.name}` again") from exc
+        raise OperationFailed(
+            f"Could not create gateway '{name}': {exc.explanation}",
+            f"see `docker ps -a --filter name={name}`; then run `onebox up "
+            f"--lab {lab.name}` again",
+        ) from exc
     try:
         container.start()
     except docker.errors.APIError as exc:
         remove_quietly(container)
-        raise OperationFailed(f"Could not start gateway '{name}': {exc.explanation}",
-                              "a host port may be taken; free it and run `onebox up` again"
-                              ) from exc
+        raise OperationFailed(
+            f"Could not start gateway '{name}': {exc.explanation}",
+            "a host port may be taken; free it and run `onebox up` again",
+        ) from exc
     return container
 
 
@@ -391,8 +450,7 @@ def down(engine: Engine, name: str, report: Report) -> bool:
     """Stops the machines, then the gateway; keeps everything, and notes which machines
     were running so that `up` starts those again."""
     load(engine, name)
-    running = [m for m in engine.machines(name) if m.status in ("running", "restarting",
-                                                                "paused")]
+    running = [m for m in engine.machines(name) if m.status in ("running", "restarting", "paused")]
     if running:
         note = _stopped_by_down(name)
         note.parent.mkdir(parents=True, exist_ok=True)
@@ -423,16 +481,17 @@ def _remove_network(network: Network, former: list[str]) -> None:
         remove_quietly(network)
         return
     except OperationFailed:
-        log.warning("Network %s still lists endpoints; disconnecting them by force",
-                    network.name)
+        log.warning("Network %s still lists endpoints; disconnecting them by force", network.name)
     for container_name in former:
         with contextlib.suppress(docker.errors.APIError):
             network.disconnect(container_name, force=True)
     try:
         remove_quietly(network)
     except OperationFailed as exc:
-        raise OperationFailed(f"Docker will not remove network '{network.name}': {exc.message}",
-                              "restart dockerd, then run `onebox destroy` again") from exc
+        raise OperationFailed(
+            f"Docker will not remove network '{network.name}': {exc.message}",
+            "restart dockerd, then run `onebox destroy` again",
+        ) from exc
 
 
 def _remove_lab_objects(engine: Engine, name: str, report: Report) -> int:

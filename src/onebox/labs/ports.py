@@ -45,5 +45,7 @@ def choose(bind: str, used_by_labs: Iterable[int]) -> dict[str, int]:
         ports = block_ports(base)
         if used.isdisjoint(ports.values()) and all(_bindable(bind, p) for p in ports.values()):
             return ports
-    raise Conflict("No free block of host ports for the lab's entry points",
-                   "stop programs holding ports 17000-59999, or destroy unused labs")
+    raise Conflict(
+        "No free block of host ports for the lab's entry points",
+        "stop programs holding ports 17000-59999, or destroy unused labs",
+    )

@@ -47,9 +47,17 @@ class Machine:
     labels: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ip": self.ip, "fqdn": self.fqdn, "state": self.state,
-                "image": self.image, "id": self.id[:12], "started_at": self.started_at,
-                "web_port": self.web_port, "urls": self.urls}
+        return {
+            "name": self.name,
+            "ip": self.ip,
+            "fqdn": self.fqdn,
+            "state": self.state,
+            "image": self.image,
+            "id": self.id[:12],
+            "started_at": self.started_at,
+            "web_port": self.web_port,
+            "urls": self.urls,
+        }
 
 
 @dataclass
@@ -80,7 +88,7 @@ def machine_name(lab: str, container: Container) -> str:
     """The machine's name follows the container's, so `docker rename` renames it too."""
     prefix = f"{lab}_"
     if container.name.startswith(prefix):
-        candidate = container.name[len(prefix):]
+        candidate = container.name[len(prefix) :]
         try:
             return names.check_machine_name(candidate)
         except InvalidInput:
@@ -116,8 +124,10 @@ def find(engine: Engine, lab: Lab, name: str) -> Container:
     for container in engine.machines(lab.name):
         if machine_name(lab.name, container) == name.lower():
             return container
-    raise NotFound(f"Machine '{name}' does not exist in lab '{lab.name}'",
-                   f"list machines with `onebox machine ls --lab {lab.name}`")
+    raise NotFound(
+        f"Machine '{name}' does not exist in lab '{lab.name}'",
+        f"list machines with `onebox machine ls --lab {lab.name}`",
+    )
 
 
 def taken_addresses(engine: Engine, lab: Lab) -> dict[ipaddress.IPv4Address, str]:
@@ -140,8 +150,10 @@ def create(engine: Engine, lab: Lab, request: CreateRequest) -> Machine:
     name = names.check_machine_name(request.name)
     require_up(lab)
     if len(f"{name}.{lab.domain}") > 253:
-        raise InvalidInput(f"Machine name '{name}' is too long for lab domain {lab.domain}",
-                           "choose a shorter name: the full name may have 253 characters")
+        raise InvalidInput(
+            f"Machine name '{name}' is too long for lab domain {lab.domain}",
+            "choose a shorter name: the full name may have 253 characters",
+        )
     _check_web_port(request.web_port)
     image = engine.require_image(request.image)
     command = list(request.command)
@@ -188,25 +200,38 @@ def _check_unused(engine: Engine, lab: Lab, name: str, renaming: str = "") -> No
     except NotFound:
         pass
     else:
-        raise Conflict(f"Machine '{name}' already exists in lab '{lab.name}'",
-                       f"choose another name, or remove it with `onebox machine rm {name}`")
+        raise Conflict(
+            f"Machine '{name}' already exists in lab '{lab.name}'",
+            f"choose another name, or remove it with `onebox machine rm {name}`",
+        )
     for container in engine.lab_containers(lab.name):
         # A machine's hostname is the name it was created with, kept in its label.
         if container.labels.get(Label.MACHINE) == name and container.id != renaming:
             current = machine_name(lab.name, container)
-            raise Conflict(f"Name '{name}' is still the hostname of machine '{current}', which "
-                           "was renamed; Docker answers it inside the lab",
-                           f"choose another name, or remove '{current}' first")
+            raise Conflict(
+                f"Name '{name}' is still the hostname of machine '{current}', which "
+                "was renamed; Docker answers it inside the lab",
+                f"choose another name, or remove '{current}' first",
+            )
     other = engine.container(container_name(lab.name, name))
     if other is not None:
-        raise Conflict(f"A container named '{other.name}' already exists and is not onebox's",
-                       f"rename or remove it (`docker rm {other.name}`), or choose another name")
+        raise Conflict(
+            f"A container named '{other.name}' already exists and is not onebox's",
+            f"rename or remove it (`docker rm {other.name}`), or choose another name",
+        )
 
 
-def _create_container(engine: Engine, lab: Lab, name: str, address: str, command: list[str],
-                      request: CreateRequest) -> Container:
-    labels = {**request.labels, Label.LAB: lab.name, Label.ROLE: ROLE_MACHINE,
-              Label.MACHINE: name, Label.IP: address, Label.WEB_PORT: str(request.web_port)}
+def _create_container(
+    engine: Engine, lab: Lab, name: str, address: str, command: list[str], request: CreateRequest
+) -> Container:
+    labels = {
+        **request.labels,
+        Label.LAB: lab.name,
+        Label.ROLE: ROLE_MACHINE,
+        Label.MACHINE: name,
+        Label.IP: address,
+        Label.WEB_PORT: str(request.web_port),
+    }
     if request.urls:
         labels[Label.URLS] = ",".join(request.urls)
     if request.test:
@@ -214,23 +239,35 @@ def _create_container(engine: Engine, lab: Lab, name: str, address: str, command
     net = network_name(lab.name)
     try:
         return engine.client.containers.create(
-            request.image, command=command or None, name=container_name(lab.name, name),
-            hostname=name, domainname=lab.domain, labels=labels,
-            environment=request.environment, dns=[str(lab.gateway_ip)], dns_search=[lab.domain],
+            request.image,
+            command=command or None,
+            name=container_name(lab.name, name),
+            hostname=name,
+            domainname=lab.domain,
+            labels=labels,
+            environment=request.environment,
+            dns=[str(lab.gateway_ip)],
+            dns_search=[lab.domain],
             # A machine that must settle first starts with no restart policy, so that one
             # which fails at once is seen failing rather than looping.
-            restart_policy=_restart_policy(request.restart if not request.wait_running
-                                           else "no"), init=True, detach=True, tty=False,
+            restart_policy=_restart_policy(request.restart if not request.wait_running else "no"),
+            init=True,
+            detach=True,
+            tty=False,
             network=net,
             networking_config={net: engine.endpoint(address, aliases=[name, *request.aliases])},
             entrypoint=list(request.entrypoint) if request.entrypoint is not None else None,
-            volumes=request.volumes or None, healthcheck=request.healthcheck,
-            ports=request.published or None, working_dir=request.working_dir,
+            volumes=request.volumes or None,
+            healthcheck=request.healthcheck,
+            ports=request.published or None,
+            working_dir=request.working_dir,
             user=request.user,
         )
     except docker.errors.APIError as exc:
-        raise OperationFailed(f"Could not create machine '{name}': {exc.explanation}",
-                              "check the image and command, then retry") from exc
+        raise OperationFailed(
+            f"Could not create machine '{name}': {exc.explanation}",
+            "check the image and command, then retry",
+        ) from exc
 
 
 def _restart_policy(text: str) -> dict[str, Any]:
@@ -253,8 +290,10 @@ def _copy_files(container: Container, files: dict[str, bytes]) -> None:
         container.put_archive("/", buffer.getvalue())
     except docker.errors.APIError as exc:
         remove_quietly(container)
-        raise OperationFailed(f"Could not copy files into '{container.name}': "
-                              f"{exc.explanation}", "check the config targets") from exc
+        raise OperationFailed(
+            f"Could not copy files into '{container.name}': " f"{exc.explanation}",
+            "check the config targets",
+        ) from exc
 
 
 def _start_and_settle(container: Container, name: str, restart: dict[str, Any]) -> None:
@@ -280,9 +319,11 @@ def _start_and_settle(container: Container, name: str, restart: dict[str, Any]) 
     except docker.errors.APIError as exc:
         reason = str(exc.explanation)
     remove_quietly(container)
-    raise StartFailed(f"Machine '{name}' did not start: {reason}",
-                      "read its last output above; give the image what it asks for (--env "
-                      "KEY=VALUE), or a command that keeps running (after `--`)")
+    raise StartFailed(
+        f"Machine '{name}' did not start: {reason}",
+        "read its last output above; give the image what it asks for (--env "
+        "KEY=VALUE), or a command that keeps running (after `--`)",
+    )
 
 
 def start(engine: Engine, lab: Lab, name: str) -> Machine:
@@ -337,15 +378,19 @@ def _move_alias(engine: Engine, lab: Lab, container: Container, old: str, new: s
     recreating the container: the old bare name keeps working inside the lab, and
     `_check_unused` keeps it from being given to another machine."""
     endpoint = container.attrs["NetworkSettings"]["Networks"].get(network_name(lab.name)) or {}
-    kept = [a for a in endpoint.get("Aliases") or []
-            if a not in (old, new) and not container.id.startswith(a)]
+    kept = [
+        a
+        for a in endpoint.get("Aliases") or []
+        if a not in (old, new) and not container.id.startswith(a)
+    ]
     network = engine.client.networks.get(lab.network_id)
     network.disconnect(container, force=True)
     network.connect(container, ipv4_address=container.labels[Label.IP], aliases=[new, *kept])
 
 
-def logs(engine: Engine, lab: Lab, name: str, follow: bool = False,
-         tail: int | str = "all") -> Iterator[bytes]:
+def logs(
+    engine: Engine, lab: Lab, name: str, follow: bool = False, tail: int | str = "all"
+) -> Iterator[bytes]:
     container = find(engine, lab, name)
     if follow:
         yield from container.logs(stream=True, follow=True, tail=tail)
