@@ -8,16 +8,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import docker.errors
 
 from onebox.engine import Engine
-from onebox.errors import OperationFailed
 from onebox.images import base, wheelhouse
+from onebox.images import build as image_build
 from onebox.images.base import BASE_IMAGE
 from onebox.images.busybox import BUSYBOX_IMAGE
 from onebox.images.rootfs import build_lock
@@ -82,50 +80,16 @@ def _prepare(context: Path, base_id: str, report: Report) -> str:
 
 def _build(engine: Engine, context: Path, digest: str, report: Report, fresh: bool) -> None:
     report(f"Building {GATEWAY_IMAGE}")
-    log.info("Building image %s from %s", GATEWAY_IMAGE, context)
-    try:
-        events = engine.client.api.build(
-            path=str(context),
-            tag=GATEWAY_IMAGE,
-            rm=True,
-            forcerm=True,
-            nocache=fresh,
-            pull=False,
-            decode=True,
-            labels={HASH_LABEL: digest},
-        )
-        image_id = _follow(events, report)
-    except docker.errors.APIError as exc:
-        raise OperationFailed(
-            f"Building image '{GATEWAY_IMAGE}' failed: {exc.explanation}",
-            "check the engine with `docker info`, then run " "`onebox images build` again",
-        ) from exc
-    log.info("Built image %s as %s", GATEWAY_IMAGE, image_id[:19])
-
-
-def _follow(events: Iterable[dict[str, Any]], report: Report) -> str:
-    """Reads the build's output: every line to the debug log, each step to `report`;
-    returns the new image's id."""
-    tail: deque[str] = deque(maxlen=20)
-    image_id = ""
-    for event in events:
-        for line in str(event.get("stream", "")).splitlines():
-            log.debug("build: %s", line)
-            tail.append(line)
-            if line.startswith("Step "):
-                step = " ".join(line.split())
-                report(step if len(step) <= 76 else step[:73] + "...")
-        if event.get("error"):
-            raise OperationFailed(
-                f"Building image '{GATEWAY_IMAGE}' failed: {str(event['error']).strip()}\n  "
-                + "\n  ".join(tail),
-                "fix the step that failed (the output above ends with it), then run "
-                "`onebox images build` again",
-            )
-        aux = event.get("aux")
-        if isinstance(aux, dict) and aux.get("ID"):
-            image_id = str(aux["ID"])
-    return image_id
+    image_build.build(
+        engine,
+        context,
+        GATEWAY_IMAGE,
+        {HASH_LABEL: digest},
+        report,
+        "fix the step that failed (the output above ends with it), then run "
+        "`onebox images build` again",
+        nocache=fresh,
+    )
 
 
 def _remove_if_unused(engine: Engine, image_id: str) -> None:

@@ -9,17 +9,15 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import docker.errors
 import requests
 
 from onebox.engine import Engine
 from onebox.errors import InvalidInput, NotFound, OperationFailed
 from onebox.images import base
+from onebox.images import build as image_build
 from onebox.images.rootfs import build_lock
 from onebox.templates.compose import Build, Service
 
@@ -31,7 +29,6 @@ HASH_LABEL = "onebox.recipe.hash"
 # A registry that answers starts sending at once; here none answers, and a template
 # must not hang on it.
 PULL_PATIENCE = 4.0
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def recipe_tag(recipe: str) -> str:
@@ -133,45 +130,18 @@ def _current_hash(engine: Engine, tag: str) -> str | None:
 
 
 def _build(engine: Engine, build: Build, tag: str, digest: str, report: Report) -> None:
-    tail: list[str] = []
-    try:
-        stream = engine.client.api.build(
-            path=str(build.context),
-            dockerfile=build.dockerfile,
-            tag=tag,
-            rm=True,
-            forcerm=True,
-            decode=True,
-            labels={HASH_LABEL: digest},
-            buildargs=build.args,
-        )
-        for event in stream:
-            _follow(event, tag, tail, report)
-    except docker.errors.APIError as exc:
-        raise OperationFailed(
-            f"Could not build image '{tag}': {exc.explanation}",
-            f"check {build.context} and the engine's log",
-        ) from exc
+    image_build.build(
+        engine,
+        build.context,
+        tag,
+        {HASH_LABEL: digest},
+        report,
+        f"read the lines above and fix {build.context / build.dockerfile}, then run again",
+        dockerfile=build.dockerfile,
+        buildargs=build.args,
+    )
     if _current_hash(engine, tag) != digest:
         raise OperationFailed(
-            f"Build of '{tag}' ended without an image:\n  " + "\n  ".join(tail[-15:]),
+            f"Building image '{tag}' ended without an image",
             f"fix {build.context / build.dockerfile} and run again",
         )
-    log.info("Built image %s", tag)
-
-
-def _follow(event: dict[str, Any], tag: str, tail: list[str], report: Report) -> None:
-    if event.get("error"):
-        raise OperationFailed(
-            f"Build of '{tag}' failed: {event['error'].strip()}\n  " + "\n  ".join(tail[-15:]),
-            "read the lines above; a package name or a command is wrong",
-        )
-    text = _ANSI.sub("", str(event.get("stream", ""))).strip()
-    if not text:
-        return
-    tail.append(text)
-    if text.startswith("Step "):
-        line = " ".join(text.split())
-        report(f"{tag}: {line[:90]}{'...' if len(line) > 90 else ''}")
-    else:
-        log.debug("build %s: %s", tag, text)
