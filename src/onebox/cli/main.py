@@ -100,7 +100,7 @@ def _print_lab(lab: labs.Lab) -> None:
     )
     if not lab.ports:
         return
-    host = _host(lab)
+    host = lab.host
     rows = [
         ("DNS", "dns", f"dig @{host} -p {g['dns_port']} gateway.{lab.domain}"),
         (
@@ -120,10 +120,6 @@ def _print_lab(lab: labs.Lab) -> None:
     ]
     for title, key, hint in rows:
         out.print(f"  {title:<14} {lab.bind}:{lab.ports[key]:<6} [dim]{hint}[/dim]")
-
-
-def _host(lab: labs.Lab) -> str:
-    return "127.0.0.1" if lab.bind == "0.0.0.0" else lab.bind
 
 
 @app.command()

@@ -50,8 +50,13 @@ class Lab:
     gateway_state: str = "missing"
     gateway_health: str = "unknown"
 
+    @property
+    def host(self) -> str:
+        """Where this host reaches the lab's entry points."""
+        return "127.0.0.1" if self.bind == "0.0.0.0" else self.bind
+
     def as_dict(self) -> dict[str, Any]:
-        host = "127.0.0.1" if self.bind == "0.0.0.0" else self.bind
+        host = self.host
         return {
             "lab": self.name,
             "domain": self.domain,
@@ -175,7 +180,7 @@ def wait_until_answering(lab: Lab, report: Report, seconds: float = 60.0) -> Non
     port = lab.ports.get("dns")
     if not port:
         return
-    host = "127.0.0.1" if lab.bind == "0.0.0.0" else lab.bind
+    host = lab.host
     query = dns.message.make_query(f"gateway.{lab.domain}", "A")
     deadline = time.monotonic() + seconds
     report("Waiting for the gateway to answer")
